@@ -1,0 +1,1 @@
+"""Hosts that run compiled reactive applications."""

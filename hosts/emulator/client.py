@@ -1,0 +1,94 @@
+"""The client API on the emulator: requests are messages; waiting runs the emulator."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from reactive import errors
+from reactive.client import InstanceStatus
+from reactive.core.builtin_ops import ClientFork, ClientPerform
+from reactive.core.messages import RaiseEvent, Start, Terminate
+from reactive.hosting import decode_error
+from reactive.model import Operation, Orchestration
+
+if TYPE_CHECKING:
+    from hosts.emulator.host import Emulator
+
+
+class EmulatorClient:
+    """Implements :class:`reactive.client.Client` on an :class:`Emulator`."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self._submitted: set[str] = set()
+
+    def _owner(self, instance_id: str) -> int:
+        return self.emulator.schema.instance_owner(instance_id, self.emulator.count)
+
+    def start(self, orchestration: Orchestration[Any], instance_id: str | None = None) -> str:
+        self.emulator.schema.info(orchestration)  # unknown types fail here, clearly
+        iid = instance_id or uuid.uuid4().hex
+        self._submitted.add(iid)
+        self.emulator.submit(Start(self._owner(iid), iid, orchestration))
+        return iid
+
+    def status(self, instance_id: str) -> InstanceStatus | None:
+        record = self.emulator.parts[self._owner(instance_id)].instance_status(instance_id)
+        if record is None:
+            return InstanceStatus(instance_id, "pending") if instance_id in self._submitted else None
+        name, status = record["name"], record["status"]
+        if status == "running":
+            return InstanceStatus(instance_id, "running", name)
+        if status == "completed":
+            info = self.emulator.schema.by_name[name]
+            result = info.result.validate_python(record["result"])
+            return InstanceStatus(instance_id, "completed", name, result=result)
+        error = decode_error(self.emulator.schema, record["error"])
+        return InstanceStatus(instance_id, status, name, error=error)
+
+    def wait(self, instance_id: str, timeout: float | None = None) -> Any:
+        """Run the emulator until the instance is done; its result, or its error raised.
+        ``timeout`` is accepted for API parity; the emulator stops at quiescence instead."""
+        def done() -> bool:
+            status = self.status(instance_id)
+            return status is not None and status.done
+
+        if self.status(instance_id) is None:
+            raise errors.ReactiveError(f"no orchestration instance {instance_id!r} was started")
+        if not self.emulator.run(until=done):
+            raise errors.ReactiveError(
+                f"orchestration instance {instance_id!r} cannot make progress: the emulator "
+                "is idle (is it waiting for an external event?)"
+            )
+        status = self.status(instance_id)
+        assert status is not None
+        if status.error is not None:
+            raise status.error
+        return status.result
+
+    def raise_event(self, instance_id: str, name: str, value: Any = None) -> None:
+        self.emulator.submit(RaiseEvent(self._owner(instance_id), instance_id, name, value))
+
+    def terminate(self, instance_id: str, reason: str = "") -> None:
+        self.emulator.submit(Terminate(self._owner(instance_id), instance_id, reason))
+
+    def perform(self, op: Operation) -> Any:
+        schema = self.emulator.schema
+        info = schema.info(op)
+        if isinstance(op, Orchestration):
+            return self.wait(self.start(op))
+        wire = list(schema.encode_op(op))
+        result = self.wait(self.start(ClientPerform(op=wire)))
+        return info.result.validate_python(result)
+
+    def fork(self, op: Operation) -> None:
+        schema = self.emulator.schema
+        schema.info(op)
+        if isinstance(op, Orchestration):
+            self.start(op)
+        else:
+            self.start(ClientFork(op=list(schema.encode_op(op))))
+
+    def run(self) -> None:
+        self.emulator.run()

@@ -1,0 +1,75 @@
+"""Reactive Machine for Python: durable orchestrations, activities, keyed states and events,
+compiled to a deterministic, partitioned state machine."""
+
+from reactive.app import App
+from reactive.client import Client, InstanceStatus
+from reactive.core.context import (
+    ActivityContext,
+    InitContext,
+    OrchestrationContext,
+    ReadContext,
+    SubscriptionContext,
+    UpdateContext,
+)
+from reactive.core.futures import Future
+from reactive.errors import (
+    ActivityTimeoutError,
+    ApplicationError,
+    DefinitionError,
+    NonDeterminismError,
+    OrchestrationMisuseError,
+    ReactiveError,
+    StateNotFoundError,
+    SynchronizationDisciplineError,
+    TerminatedError,
+    UnknownOperationError,
+)
+from reactive.model import (
+    Activity,
+    Affinity,
+    Event,
+    Operation,
+    Orchestration,
+    Read,
+    ReadOrchestration,
+    RetryPolicy,
+    SingletonAffinity,
+    State,
+    Update,
+    subscribe,
+)
+
+__all__ = [
+    "Activity",
+    "ActivityContext",
+    "ActivityTimeoutError",
+    "Affinity",
+    "App",
+    "ApplicationError",
+    "Client",
+    "DefinitionError",
+    "Event",
+    "Future",
+    "InitContext",
+    "InstanceStatus",
+    "NonDeterminismError",
+    "Operation",
+    "Orchestration",
+    "OrchestrationContext",
+    "OrchestrationMisuseError",
+    "Read",
+    "ReadContext",
+    "ReadOrchestration",
+    "ReactiveError",
+    "RetryPolicy",
+    "SingletonAffinity",
+    "State",
+    "StateNotFoundError",
+    "SubscriptionContext",
+    "SynchronizationDisciplineError",
+    "TerminatedError",
+    "UnknownOperationError",
+    "Update",
+    "UpdateContext",
+    "subscribe",
+]

@@ -1,0 +1,107 @@
+"""Futures for orchestration code: awaitables that only the runtime resolves.
+
+Orchestration coroutines are stepped by the runtime with ``send(None)``; awaiting an
+unresolved :class:`Future` yields it to the runtime, which resumes the coroutine once the
+future (or the combination it is part of) is resolved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from typing import Any, Generic, TypeVar
+
+from reactive.errors import OrchestrationMisuseError
+
+T = TypeVar("T")
+
+
+class Future(Generic[T]):
+    """The pending result of a context operation. Await it to get the result or error."""
+
+    __slots__ = ("_done", "_listeners", "_ok", "_owner", "_value")
+
+    def __init__(self, owner: object) -> None:
+        self._owner = owner
+        self._done = False
+        self._ok = True
+        self._value: Any = None
+        self._listeners: list[Callable[[Future[Any]], None]] = []
+
+    def done(self) -> bool:
+        return self._done
+
+    def result(self) -> T:
+        """The result (raises the error) of a resolved future."""
+        if not self._done:
+            raise OrchestrationMisuseError("the operation has not completed yet")
+        if self._ok:
+            return self._value  # type: ignore[no-any-return]
+        raise self._value
+
+    def failed(self) -> bool:
+        return self._done and not self._ok
+
+    def _resolve(self, ok: bool, value: Any) -> None:
+        if self._done:
+            return
+        self._done, self._ok, self._value = True, ok, value
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            listener(self)
+
+    def _on_done(self, listener: Callable[[Future[Any]], None]) -> None:
+        if self._done:
+            listener(self)
+        else:
+            self._listeners.append(listener)
+
+    def __await__(self) -> Generator[Future[T], None, T]:
+        if not self._done:
+            yield self
+        return self.result()
+
+
+class AllFuture(Future[list[Any]]):
+    """Resolves when every child has resolved; fails with the first failure in argument
+    order (``settle=True``: never fails, for ``finish()``)."""
+
+    __slots__ = ("_children", "_settle")
+
+    def __init__(self, owner: object, children: Sequence[Future[Any]], settle: bool = False) -> None:
+        super().__init__(owner)
+        self._children = list(children)
+        self._settle = settle
+        for child in self._children:
+            child._on_done(self._check)
+        if not self._children:
+            self._resolve(True, [])
+
+    def _check(self, _: Future[Any]) -> None:
+        if self._done or not all(c._done for c in self._children):
+            return
+        if not self._settle:
+            for child in self._children:
+                if not child._ok:
+                    self._resolve(False, child._value)
+                    return
+        self._resolve(True, [c._value if c._ok else None for c in self._children])
+
+
+class AnyFuture(Future[Future[Any]]):
+    """Resolves with the first child future to resolve (argument order breaks ties)."""
+
+    __slots__ = ()
+
+    def __init__(self, owner: object, children: Sequence[Future[Any]]) -> None:
+        super().__init__(owner)
+        if not children:
+            raise OrchestrationMisuseError("any() needs at least one future")
+        for child in children:
+            if child._done:
+                self._resolve(True, child)
+                return
+        for child in children:
+            child._on_done(self._first)
+
+    def _first(self, child: Future[Any]) -> None:
+        self._resolve(True, child)

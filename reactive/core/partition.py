@@ -1,0 +1,592 @@
+"""The partition: a deterministic, sans-IO state machine.
+
+``process(message, now)`` applies one input and returns the effects (messages for other
+partitions, activities to run, log lines, unhandled errors). Messages a partition sends to
+itself are processed within the same call. ``snapshot()`` / ``Partition.restore()`` move
+it to bytes and back; a restored partition replays its live orchestrations.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from reactive import errors
+from reactive.app import Kind, OperationInfo, PKey, Schema, StateInfo
+from reactive.core import messages as m
+from reactive.core import results
+from reactive.core.context import ReadContext, SubscriptionContext, UpdateContext
+from reactive.core.orchestration import Run
+from reactive.model import Activity, Event, Operation, Orchestration, RetryPolicy, State
+
+SNAPSHOT_VERSION = 1
+_NO_PARENT: m.Reply = (-1, "", 0, True)  # a detached fork: nobody to answer
+
+
+@dataclass(slots=True)
+class ActivityTask:
+    """An activity the host must run; its result comes back as an ``ActivityResult``."""
+
+    partition: int
+    instance_id: str
+    call: int
+    attempt: int
+    op: Activity[Any]
+
+
+@dataclass(slots=True)
+class Effects:
+    sends: list[m.Message] = field(default_factory=list)
+    activities: list[ActivityTask] = field(default_factory=list)
+    logs: list[tuple[int, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _PendingActivity:
+    op: Activity[Any]
+    attempt: int
+    policy: RetryPolicy | None
+    fork: bool
+    waiting_retry: bool = False
+
+
+class Partition:
+    """One partition of a compiled application."""
+
+    def __init__(self, schema: Schema, index: int, count: int) -> None:
+        self.schema = schema
+        self.index = index
+        self.count = count
+        self.clock = 0.0
+        self.started = False
+        self.states: dict[tuple[str, PKey], State[Any]] = {}
+        self.queues: dict[PKey, deque[m.LocalOp | m.Acquire]] = {}
+        self.runs: dict[str, Run] = {}
+        self.completed: dict[str, dict[str, Any]] = {}
+        self.timers: list[tuple[float, int, str, int, str]] = []
+        self.timer_seq = 0
+        self.activities: dict[tuple[str, int], _PendingActivity] = {}
+        self.initializing: dict[tuple[str, PKey], list[m.LocalOp | m.Commit]] = {}
+        self.early_events: dict[str, list[tuple[str, Any]]] = {}
+        self._effects = Effects()
+        self._local: deque[m.Message] = deque()
+        self._handlers: dict[type[Any], Callable[[Any], None]] = {
+            m.Start: self._on_start,
+            m.Response: self._on_response,
+            m.LocalOp: self._on_local,
+            m.Exists: self._on_exists,
+            m.Acquire: self._on_acquire,
+            m.Granted: self._on_granted,
+            m.Release: self._on_release,
+            m.Commit: self._on_commit,
+            m.ActivityResult: self._on_activity_result,
+            m.Tick: self._on_tick,
+            m.RaiseEvent: self._on_raise_event,
+            m.Terminate: self._on_terminate,
+        }
+
+    # -- the host-facing interface ---------------------------------------------------------
+
+    def first_start(self, now: float) -> Effects:
+        """Start the application's startup orchestrations (partition 0, once)."""
+        self.clock = max(self.clock, now)
+        if self.index == 0 and not self.started:
+            for i, op in enumerate(self.schema.startup):
+                self.send_start(f"startup-{i}-{type(op).__name__}", op, None, None)
+            self._drain_local()
+        self.started = True
+        return self._take_effects()
+
+    def process(self, msg: m.Message, now: float) -> Effects:
+        """Apply one input message; ``now`` is the time the host stamped on it."""
+        self.clock = max(self.clock, now)
+        self._dispatch(msg)
+        self._drain_local()
+        return self._take_effects()
+
+    def next_due(self) -> float | None:
+        """When the earliest timer is due (the host delivers a ``Tick`` then)."""
+        return self.timers[0][0] if self.timers else None
+
+    def pending_activities(self) -> list[ActivityTask]:
+        """Activities started but not finished: a restored partition's host reruns them."""
+        return [
+            ActivityTask(self.index, iid, call, p.attempt, p.op)
+            for (iid, call), p in self.activities.items()
+            if not p.waiting_retry
+        ]
+
+    def instance_status(self, instance_id: str) -> dict[str, Any] | None:
+        record = self.completed.get(instance_id)
+        if record is not None:
+            return record
+        run = self.runs.get(instance_id)
+        if run is not None and run.init is None:
+            return {"status": "running", "name": type(run.op).__name__}
+        return None
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def send(self, msg: m.Message) -> None:
+        if msg.dest == self.index:
+            self._local.append(msg)
+        else:
+            self._effects.sends.append(msg)
+
+    def send_start(
+        self,
+        instance_id: str,
+        op: Orchestration[Any],
+        reply: m.Reply | None,
+        lock_keys: tuple[PKey, ...] | None,
+    ) -> None:
+        dest = self.schema.instance_owner(instance_id, self.count)
+        self.send(m.Start(dest, instance_id, op, reply, lock_keys))
+
+    def send_acquire(
+        self, lock_id: str, keys: tuple[PKey, ...], reply: m.Reply | None, event: Event | None
+    ) -> None:
+        self.send(m.Acquire(self.schema.owner(keys[0], self.count), lock_id, keys, 0, reply, event))
+
+    def send_release(self, lock_id: str, keys: tuple[PKey, ...]) -> None:
+        for dest, group in self._by_owner(keys).items():
+            self.send(m.Release(dest, lock_id, group))
+
+    def send_commits(
+        self, lock_id: str, event: Event, keys: Any, locked: bool
+    ) -> None:
+        for dest, group in self._by_owner(tuple(keys)).items():
+            self.send(m.Commit(dest, lock_id, event, group, locked))
+
+    def _by_owner(self, keys: tuple[PKey, ...]) -> dict[int, tuple[PKey, ...]]:
+        groups: dict[int, list[PKey]] = {}
+        for key in keys:
+            groups.setdefault(self.schema.owner(key, self.count), []).append(key)
+        return {dest: tuple(group) for dest, group in sorted(groups.items())}
+
+    def app_log(self, level: int, text: str) -> None:
+        self._effects.logs.append((level, text))
+
+    def report(self, source: str, error: Any) -> None:
+        """An error nobody awaits (a failed fork, an event handler): the host's hook gets it."""
+        self._effects.errors.append(f"{source}: {error['type']}: {error['message']}")
+
+    def _take_effects(self) -> Effects:
+        effects, self._effects = self._effects, Effects()
+        return effects
+
+    def _drain_local(self) -> None:
+        while self._local:
+            self._dispatch(self._local.popleft())
+
+    def _dispatch(self, msg: m.Message) -> None:
+        try:
+            self._handlers[type(msg)](msg)
+        except Exception as exc:  # a bug or bad input must not stop the partition
+            logging.getLogger("reactive").exception("failed to process %s", type(msg).__name__)
+            self.report(f"partition {self.index} processing {type(msg).__name__}",
+                        self.encode_error(exc))
+
+    # -- results and errors ----------------------------------------------------------------
+
+    def encode_error(self, exc: BaseException) -> dict[str, Any]:
+        return results.encode_error(exc)
+
+    def decode_error(self, data: Any) -> BaseException:
+        return results.decode_error(self.schema, data)
+
+    def encode_result(self, info: OperationInfo, value: Any) -> tuple[bool, Any]:
+        return results.encode_result(info, value)
+
+    def reply(self, reply: m.Reply | None, ok: bool, value: Any, source: str) -> None:
+        if reply is None:
+            return
+        dest, instance_id, call, is_fork = reply
+        if is_fork and not ok:
+            self.report(source, value)
+        if dest >= 0:
+            self.send(m.Response(dest, instance_id, call, ok, None if is_fork else value))
+
+    # -- orchestrations --------------------------------------------------------------------
+
+    def _on_start(self, msg: m.Start) -> None:
+        iid = msg.instance_id
+        if iid in self.runs or iid in self.completed:
+            return  # starting an existing instance again is a no-op
+        lock_mode = lock_keys = None
+        info = self.schema.info(msg.op)
+        if msg.lock_keys is not None:
+            lock_mode, lock_keys = "caller", msg.lock_keys
+        elif info.lock:
+            lock_mode, lock_keys = "acquire", self.schema.lock_keys(msg.op)
+        run = Run(self, iid, msg.op, msg.reply, lock_keys, lock_mode)  # type: ignore[arg-type]
+        self.runs[iid] = run
+        for name, value in self.early_events.pop(iid, ()):
+            run.deliver_event(name, value)
+        run.start()
+
+    def run_completed(self, run: Run, ok: bool, value: Any) -> None:
+        self.runs.pop(run.instance_id, None)
+        self.drop_timers(run.instance_id)
+        if run.init is not None:
+            self._install_state(run, ok, value)
+            return
+        info = self.schema.info(run.op)  # type: ignore[arg-type]
+        if ok:
+            ok, payload = self.encode_result(info, value)
+        else:
+            payload = self.encode_error(value)
+        self.reply(run.reply, ok, payload, f"forked orchestration {info.name}")
+        if run.reply is None:
+            record: dict[str, Any] = {"name": info.name, "status": "completed" if ok else "failed"}
+            record["result" if ok else "error"] = payload
+            self.completed[run.instance_id] = record
+
+    def _on_response(self, msg: m.Response) -> None:
+        run = self.runs.get(msg.instance_id)
+        if run is not None:
+            run.deliver(msg.call, msg.ok, msg.value)
+
+    def _on_granted(self, msg: m.Granted) -> None:
+        run = self.runs.get(msg.instance_id)
+        if run is None:  # terminated while waiting for the lock: give it back
+            self.send_release(msg.lock_id, msg.keys)
+        else:
+            run.deliver(msg.call, True, None)
+
+    def _on_raise_event(self, msg: m.RaiseEvent) -> None:
+        run = self.runs.get(msg.instance_id)
+        if run is not None:
+            run.deliver_event(msg.name, msg.value)
+        elif msg.instance_id not in self.completed:
+            self.early_events.setdefault(msg.instance_id, []).append((msg.name, msg.value))
+
+    def _on_terminate(self, msg: m.Terminate) -> None:
+        run = self.runs.pop(msg.instance_id, None)
+        if run is None or run.init is not None:
+            return
+        run.terminate()
+        self.drop_timers(msg.instance_id)
+        error = self.encode_error(
+            errors.TerminatedError(f"{run.name} was terminated: {msg.reason or 'no reason given'}")
+        )
+        self.reply(run.reply, False, error, "terminated orchestration")
+        if run.reply is None:
+            self.completed[msg.instance_id] = {
+                "name": type(run.op).__name__, "status": "terminated", "error": error
+            }
+
+    def fork(self, op_id: str, op: Operation, reply: m.Reply) -> None:
+        """Start ``op`` detached from its caller; ``reply`` hears when it completes."""
+        info = self.schema.info(op)
+        if info.kind is Kind.ORCHESTRATION:
+            self.send_start(op_id, op, reply, None)  # type: ignore[arg-type]
+        elif info.kind is Kind.ACTIVITY:
+            _, iid, call, _ = reply
+            self.start_activity(iid if reply[0] >= 0 else op_id, call, op, None, fork=True)  # type: ignore[arg-type]
+        elif info.kind is Kind.EVENT:
+            effects = self.schema.event_effects(op)  # type: ignore[arg-type]
+            if effects:
+                self.send_acquire(op_id, tuple(effects), reply, op)  # type: ignore[arg-type]
+            else:
+                self.reply(reply, True, None, "")
+        else:
+            key = self.schema.state_key(op)  # type: ignore[arg-type]
+            self.send(m.LocalOp(self.schema.owner(key, self.count), op_id, op, key, reply))
+
+    def fork_detached(self, op_id: str, op: Operation) -> None:
+        self.fork(op_id, op, _NO_PARENT)
+
+    # -- timers and activities -------------------------------------------------------------
+
+    def add_timer(self, due: float, instance_id: str, call: int, kind: str = "call") -> None:
+        self.timer_seq += 1
+        heapq.heappush(self.timers, (due, self.timer_seq, instance_id, call, kind))
+
+    def drop_timers(self, instance_id: str) -> None:
+        if any(t[2] == instance_id for t in self.timers):
+            self.timers = [t for t in self.timers if t[2] != instance_id]
+            heapq.heapify(self.timers)
+
+    def _on_tick(self, _: m.Tick) -> None:
+        while self.timers and self.timers[0][0] <= self.clock:
+            _, _, iid, call, kind = heapq.heappop(self.timers)
+            if kind == "retry":
+                pending = self.activities.get((iid, call))
+                if pending is not None and pending.waiting_retry:
+                    pending.waiting_retry = False
+                    self._effects.activities.append(
+                        ActivityTask(self.index, iid, call, pending.attempt, pending.op)
+                    )
+            else:
+                run = self.runs.get(iid)
+                if run is not None:
+                    run.deliver(call, True, None)
+            self._drain_local()
+
+    def start_activity(
+        self, instance_id: str, call: int, op: Activity[Any], policy: RetryPolicy | None, fork: bool
+    ) -> None:
+        self.activities[(instance_id, call)] = _PendingActivity(op, 1, policy, fork)
+        self._effects.activities.append(ActivityTask(self.index, instance_id, call, 1, op))
+
+    def _on_activity_result(self, msg: m.ActivityResult) -> None:
+        key = (msg.instance_id, msg.call)
+        pending = self.activities.get(key)
+        if pending is None or pending.attempt != msg.attempt or pending.waiting_retry:
+            return  # a duplicate, e.g. from an activity rerun after a restore
+        policy = pending.policy
+        if not msg.ok and policy is not None and msg.attempt < policy.max_attempts:
+            pending.attempt += 1
+            pending.waiting_retry = True
+            self.add_timer(
+                self.clock + policy.delay_before(pending.attempt), msg.instance_id, msg.call, "retry"
+            )
+            return
+        del self.activities[key]
+        if pending.fork and not msg.ok:
+            self.report(f"forked activity {type(pending.op).__name__}", msg.value)
+        run = self.runs.get(msg.instance_id)
+        if run is not None:
+            run.deliver(msg.call, msg.ok, msg.value)
+
+    # -- states: reads and updates under key locks ----------------------------------------
+
+    def _on_local(self, msg: m.LocalOp) -> None:
+        if msg.locked:
+            self._execute_local(msg)
+            return
+        queue = self.queues.get(msg.key)
+        if queue:
+            queue.append(msg)
+        elif not self._execute_local(msg):
+            self.queues[msg.key] = deque([msg])
+
+    def _execute_local(self, msg: m.LocalOp) -> bool:
+        """Run a read or update; False if it must wait for the state's initializer."""
+        info = self.schema.info(msg.op)
+        state_info = info.state
+        assert state_info is not None
+        skey = (state_info.name, msg.key)
+        if skey in self.initializing:
+            self.initializing[skey].append(msg)
+            return False
+        state = self.states.get(skey)
+        if state is None:
+            if not info.create:
+                error = errors.StateNotFoundError(
+                    f"no {state_info.name} state for key {msg.key[1]} "
+                    f"({info.kind.value} {info.name} does not create it)"
+                )
+                self.reply(msg.reply, False, self.encode_error(error), f"{info.name}")
+                return True
+            if state_info.has_initializer:
+                self._start_initializer(state_info, msg.key, msg)
+                return False
+            state = self.states[skey] = state_info.cls()
+        key_value = state_info.affinity.key_value(msg.key)
+        ctx_cls = UpdateContext if info.kind is Kind.UPDATE else ReadContext
+        try:
+            result = msg.op.execute(ctx_cls(self, msg.op_id, key_value, state))  # type: ignore[attr-defined]
+            ok, payload = self.encode_result(info, result)
+        except Exception as exc:
+            ok, payload = False, self.encode_error(exc)
+        self.reply(msg.reply, ok, payload, f"forked {info.kind.value} {info.name}")
+        return True
+
+    def _on_exists(self, msg: m.Exists) -> None:
+        exists = (msg.state, msg.key) in self.states
+        self.reply(msg.reply, True, exists, "")
+
+    def _start_initializer(self, state_info: StateInfo, key: PKey, waiter: Any) -> None:
+        skey = (state_info.name, key)
+        self.initializing[skey] = [waiter]
+        iid = f"init/{state_info.name}/{key[0]}/{key[1]}"
+        run = Run(self, iid, None, init=(state_info, key))
+        self.runs[iid] = run
+        run.start()
+
+    def _install_state(self, run: Run, ok: bool, value: Any) -> None:
+        assert run.init is not None and run.init_state is not None
+        state_info, key = run.init
+        if not ok:
+            self.report(f"initializer of {state_info.name} {key[1]}", self.encode_error(value))
+        skey = (state_info.name, key)
+        self.states[skey] = run.init_state
+        for waiter in self.initializing.pop(skey, []):
+            self._resume(waiter)
+
+    def _resume(self, waiter: m.LocalOp | m.Commit) -> None:
+        if isinstance(waiter, m.LocalOp):
+            if self._execute_local(waiter) and not waiter.locked:
+                self._advance(waiter.key)
+        elif self._apply_event(waiter, waiter.keys[0]) and not waiter.locked:
+            self._advance(waiter.keys[0])
+
+    def _advance(self, key: PKey) -> None:
+        """The head of ``key``'s queue has exited: let the next requests in."""
+        queue = self.queues.get(key)
+        if not queue:
+            return
+        queue.popleft()
+        while queue:
+            head = queue[0]
+            if isinstance(head, m.Acquire):
+                self._hold(head)
+                return
+            if not self._execute_local(head):
+                return
+            queue.popleft()
+        del self.queues[key]
+
+    # -- lock chains: critical sections and events ------------------------------------------
+
+    def _on_acquire(self, msg: m.Acquire) -> None:
+        key = msg.keys[msg.position]
+        queue = self.queues.get(key)
+        if queue:
+            queue.append(msg)
+        else:
+            self.queues[key] = deque([msg])
+            self._hold(msg)
+
+    def _hold(self, msg: m.Acquire) -> None:
+        """``msg`` now holds its key: walk on to the next key, or grant / commit."""
+        position = msg.position + 1
+        if position < len(msg.keys):
+            dest = self.schema.owner(msg.keys[position], self.count)
+            self.send(m.Acquire(dest, msg.lock_id, msg.keys, position, msg.reply, msg.event))
+        elif msg.event is None:
+            assert msg.reply is not None
+            dest, iid, call, _ = msg.reply
+            self.send(m.Granted(dest, iid, call, msg.lock_id, msg.keys))
+        else:
+            self.send_commits(msg.lock_id, msg.event, msg.keys, False)
+            self.reply(msg.reply, True, None, "")
+
+    def _on_release(self, msg: m.Release) -> None:
+        for key in msg.keys:
+            queue = self.queues.get(key)
+            if queue and isinstance(queue[0], m.Acquire) and queue[0].lock_id == msg.lock_id:
+                self._advance(key)
+
+    def _on_commit(self, msg: m.Commit) -> None:
+        for key in msg.keys:
+            single = m.Commit(msg.dest, msg.lock_id, msg.event, (key,), msg.locked)
+            if self._apply_event(single, key) and not msg.locked:
+                self._advance(key)
+
+    def _apply_event(self, msg: m.Commit, key: PKey) -> bool:
+        """Apply the event to every subscribing state at ``key``, creating missing ones;
+        False if it must first wait for an initializer."""
+        subscribers = self.schema.event_effects(msg.event).get(key, [])
+        for state_info in subscribers:
+            skey = (state_info.name, key)
+            if skey in self.initializing:
+                self.initializing[skey].append(msg)
+                return False
+            if skey not in self.states:
+                if state_info.has_initializer:
+                    self._start_initializer(state_info, key, msg)
+                    if skey in self.initializing:
+                        return False
+                else:
+                    self.states[skey] = state_info.cls()
+        event_name = type(msg.event).__name__
+        for state_info in subscribers:
+            state = self.states[(state_info.name, key)]
+            key_value = state_info.affinity.key_value(key)
+            for handler in state_info.handlers[type(msg.event)]:
+                ctx = SubscriptionContext(self, f"{msg.lock_id}@{key[1]}", key_value)
+                try:
+                    handler(state, ctx, msg.event)
+                except Exception as exc:
+                    self.report(
+                        f"{state_info.name} {key[1]} handling {event_name}", self.encode_error(exc)
+                    )
+        return True
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The partition's whole state as JSON-ready data."""
+        wire = self.schema
+        return {
+            "v": SNAPSHOT_VERSION,
+            "index": self.index,
+            "count": self.count,
+            "clock": self.clock,
+            "started": self.started,
+            "timer_seq": self.timer_seq,
+            "states": [
+                [name, key, state.model_dump(mode="json")]
+                for (name, key), state in self.states.items()
+            ],
+            "queues": [
+                [key, [m.to_wire(e, wire) for e in queue]] for key, queue in self.queues.items()
+            ],
+            "runs": [run.to_snapshot() for run in self.runs.values()],
+            "completed": self.completed,
+            "timers": self.timers,
+            "activities": [
+                [iid, call, p.attempt, wire.encode_op(p.op),
+                 None if p.policy is None else list(vars(p.policy).values()),
+                 p.fork, p.waiting_retry]
+                for (iid, call), p in self.activities.items()
+            ],
+            "initializing": [
+                [name, key, [m.to_wire(w, wire) for w in waiters]]
+                for (name, key), waiters in self.initializing.items()
+            ],
+            "early_events": self.early_events,
+        }
+
+    @classmethod
+    def restore(cls, schema: Schema, data: dict[str, Any]) -> Partition:
+        if data.get("v") != SNAPSHOT_VERSION:
+            raise errors.CorruptSnapshotError(f"unsupported snapshot version {data.get('v')!r}")
+        part = cls(schema, data["index"], data["count"])
+        part.clock = data["clock"]
+        part.started = data["started"]
+        part.timer_seq = data["timer_seq"]
+        for name, key, state in data["states"]:
+            part.states[(name, (key[0], key[1]))] = schema.states_by_name[name].cls.model_validate(
+                state
+            )
+        for key, entries in data["queues"]:
+            part.queues[(key[0], key[1])] = deque(
+                m.from_wire(e, schema) for e in entries  # type: ignore[misc]
+            )
+        part.completed = data["completed"]
+        part.timers = [tuple(t) for t in data["timers"]]  # type: ignore[misc]
+        heapq.heapify(part.timers)
+        for iid, call, attempt, op, policy, fork, waiting in data["activities"]:
+            part.activities[(iid, call)] = _PendingActivity(
+                schema.decode_op(op),  # type: ignore[arg-type]
+                attempt,
+                RetryPolicy(*policy) if policy is not None else None,
+                fork,
+                waiting,
+            )
+        for name, key, waiters in data["initializing"]:
+            part.initializing[(name, (key[0], key[1]))] = [
+                m.from_wire(w, schema) for w in waiters  # type: ignore[misc]
+            ]
+        part.early_events = {k: [tuple(e) for e in v] for k, v in data["early_events"].items()}  # type: ignore[misc]
+        for run_data in data["runs"]:
+            run = Run.from_snapshot(part, run_data)
+            part.runs[run.instance_id] = run
+        for run in list(part.runs.values()):
+            run.replay()
+        part._drain_local()
+        # a faithful replay produces no effects; a nondeterministic one may fail an
+        # orchestration, and that failure must reach its caller: take_effects() hands it over
+        return part
+
+    def take_effects(self) -> Effects:
+        return self._take_effects()
