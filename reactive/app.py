@@ -9,7 +9,7 @@ from __future__ import annotations
 import builtins
 import inspect
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypeVar, cast
@@ -53,7 +53,7 @@ class AffinityInfo:
     pin: int | None
     round_robin: bool
 
-    def pkey(self, obj: Affinity) -> PKey:
+    def pkey(self, obj: BaseModel) -> PKey:
         if self.key_field is None:
             return (self.name, "")
         value = getattr(obj, self.key_field)
@@ -232,7 +232,8 @@ class App:
         args = _generic_args(cls, State)
         if not args or not (isinstance(args[0], type) and issubclass(args[0], Affinity)):
             raise errors.DefinitionError(
-                f"state {cls.__name__} must name its affinity, e.g. class {cls.__name__}(State[MyKey])"
+                f"state {cls.__name__} must name its affinity, "
+                f"e.g. class {cls.__name__}(State[MyKey])"
             )
         try:
             cls()
@@ -408,7 +409,7 @@ class Schema:
             if declared_info is None or declared_info.cls is not type(declared):
                 raise errors.DefinitionError(
                     f"{info.name}.affinities() returned a {type(declared).__name__}, "
-                    "which is not a registered affinity"
+                    f"which is not a registered affinity: app.register({type(declared).__name__})"
                 )
             keys.add(declared_info.pkey(declared))
         return tuple(sorted(keys))
@@ -450,8 +451,4 @@ class Schema:
         return self.configs.get(cls)
 
 
-def iter_exceptions(schema: Schema) -> Iterable[str]:
-    return schema.exceptions.keys()
-
-
-__all__ = ["App", "BaseModel", "Kind", "OperationInfo", "PKey", "Schema", "StateInfo"]
+__all__ = ["App", "Kind", "OperationInfo", "PKey", "Schema", "StateInfo"]

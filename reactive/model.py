@@ -19,7 +19,6 @@ if TYPE_CHECKING:
         InitContext,
         OrchestrationContext,
         ReadContext,
-        SubscriptionContext,
         UpdateContext,
     )
 

@@ -36,7 +36,9 @@ class EmulatorClient:
     def status(self, instance_id: str) -> InstanceStatus | None:
         record = self.emulator.parts[self._owner(instance_id)].instance_status(instance_id)
         if record is None:
-            return InstanceStatus(instance_id, "pending") if instance_id in self._submitted else None
+            if instance_id in self._submitted:
+                return InstanceStatus(instance_id, "pending")
+            return None
         name, status = record["name"], record["status"]
         if status == "running":
             return InstanceStatus(instance_id, "running", name)

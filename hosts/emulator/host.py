@@ -19,6 +19,7 @@ from typing import Any
 
 from hosts.emulator.options import Clock, Faults
 from reactive import App
+from reactive.core.messages import Tick
 from reactive.hosting import (
     ActivityTask,
     Effects,
@@ -28,7 +29,6 @@ from reactive.hosting import (
     from_wire,
     to_wire,
 )
-from reactive.core.messages import Tick
 
 CLIENT = -1  # the channel source of client requests
 ACTIVITIES = -2  # the channel source of activity tasks

@@ -67,7 +67,9 @@ class AllFuture(Future[list[Any]]):
 
     __slots__ = ("_children", "_settle")
 
-    def __init__(self, owner: object, children: Sequence[Future[Any]], settle: bool = False) -> None:
+    def __init__(
+        self, owner: object, children: Sequence[Future[Any]], settle: bool = False
+    ) -> None:
         super().__init__(owner)
         self._children = list(children)
         self._settle = settle

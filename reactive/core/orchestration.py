@@ -27,7 +27,6 @@ from reactive.model import (
     Event,
     Operation,
     Orchestration,
-    Read,
     RetryPolicy,
     State,
 )
@@ -36,7 +35,7 @@ if TYPE_CHECKING:
     from reactive.core.partition import Partition
 
 
-class ContinueAsNew(BaseException):  # noqa: N818 - control flow, not an error
+class ContinueAsNew(BaseException):
     """Raised by ``ctx.continue_as_new``; a BaseException so that ``except Exception``
     in user code does not swallow it."""
 
@@ -126,7 +125,7 @@ class Run:
             partition,
             data["id"],
             op,  # type: ignore[arg-type]
-            reply=tuple(reply) if reply else None,  # type: ignore[arg-type]
+            reply=tuple(reply) if reply else None,
             lock_keys=tuple((k[0], k[1]) for k in lock_keys) if lock_keys is not None else None,
             lock_mode=data.get("lock_mode"),
             init=init,
@@ -457,7 +456,7 @@ class Run:
         future = self._future(index, None)
         if not replayed:
             self.partition.add_timer(self.partition.clock + seconds, self.instance_id, index)
-        return future  # type: ignore[return-value]
+        return future
 
     def sleep_until(self, when: datetime) -> Future[None]:
         if when.tzinfo is None:
@@ -466,7 +465,7 @@ class Run:
         future = self._future(index, None)
         if not replayed:
             self.partition.add_timer(when.timestamp(), self.instance_id, index)
-        return future  # type: ignore[return-value]
+        return future
 
     def wait_for_event(self, name: str) -> Future[Any]:
         index, _ = self._call(f"wait {name}")

@@ -313,7 +313,7 @@ class Partition:
             self.timers = [t for t in self.timers if t[2] != instance_id]
             heapq.heapify(self.timers)
 
-    def _on_tick(self, _: m.Tick) -> None:
+    def _on_tick(self, _tick: m.Tick) -> None:
         while self.timers and self.timers[0][0] <= self.clock:
             _, _, iid, call, kind = heapq.heappop(self.timers)
             if kind == "retry":
@@ -344,9 +344,8 @@ class Partition:
         if not msg.ok and policy is not None and msg.attempt < policy.max_attempts:
             pending.attempt += 1
             pending.waiting_retry = True
-            self.add_timer(
-                self.clock + policy.delay_before(pending.attempt), msg.instance_id, msg.call, "retry"
-            )
+            due = self.clock + policy.delay_before(pending.attempt)
+            self.add_timer(due, msg.instance_id, msg.call, "retry")
             return
         del self.activities[key]
         if pending.fork and not msg.ok:
@@ -563,7 +562,7 @@ class Partition:
                 m.from_wire(e, schema) for e in entries  # type: ignore[misc]
             )
         part.completed = data["completed"]
-        part.timers = [tuple(t) for t in data["timers"]]  # type: ignore[misc]
+        part.timers = [tuple(t) for t in data["timers"]]
         heapq.heapify(part.timers)
         for iid, call, attempt, op, policy, fork, waiting in data["activities"]:
             part.activities[(iid, call)] = _PendingActivity(
@@ -577,7 +576,7 @@ class Partition:
             part.initializing[(name, (key[0], key[1]))] = [
                 m.from_wire(w, schema) for w in waiters  # type: ignore[misc]
             ]
-        part.early_events = {k: [tuple(e) for e in v] for k, v in data["early_events"].items()}  # type: ignore[misc]
+        part.early_events = {k: [tuple(e) for e in v] for k, v in data["early_events"].items()}
         for run_data in data["runs"]:
             run = Run.from_snapshot(part, run_data)
             part.runs[run.instance_id] = run
