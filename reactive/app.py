@@ -160,11 +160,13 @@ class App:
         """Set configuration objects, one per type; contexts read them with ``config(T)``."""
         for config in configs:
             self._configs[type(config)] = config
+        self._schema = None
 
     def on_first_start(self, orchestration: Orchestration[Any]) -> None:
         """Start this orchestration once, when the application first starts."""
         self.register(type(orchestration))
         self._startup.append(orchestration)
+        self._schema = None
 
     def compile(self) -> Schema:
         if self._schema is None:

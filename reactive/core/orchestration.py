@@ -72,6 +72,7 @@ class Run:
         self.init = init
         self.init_state: State[Any] | None = None
         # persisted history
+        self.generation = 0  # bumped by continue-as-new
         self.calls: list[list[Any]] = []  # [description] or [description, value]
         self.responses: list[list[Any]] = []  # [call, ok, value] or ["e", name, value]
         self.logged = 0  # application log lines emitted so far
@@ -100,6 +101,8 @@ class Run:
             "responses": self.responses,
             "logged": self.logged,
         }
+        if self.generation:
+            data["generation"] = self.generation
         if self.op is not None:
             data["op"] = schema.encode_op(self.op)
         if self.reply is not None:
@@ -133,6 +136,7 @@ class Run:
         run.calls = data["calls"]
         run.responses = data["responses"]
         run.logged = data["logged"]
+        run.generation = data.get("generation", 0)
         return run
 
     # -- driving the coroutine -------------------------------------------------------------
@@ -206,6 +210,12 @@ class Run:
         if self.blocked is not None and self.blocked.done() and not self.done:
             self.blocked = None
             self._step()
+
+    @property
+    def tag(self) -> str:
+        """The instance id plus its continue-as-new generation: what replies, timers and
+        child ids are keyed by, so that answers meant for an earlier generation are ignored."""
+        return self.instance_id if not self.generation else f"{self.instance_id}~{self.generation}"
 
     @property
     def name(self) -> str:
@@ -336,26 +346,26 @@ class Run:
         info = schema.info(op)
         index, replayed = self._call(_describe("perform", op, info.name))
         future = self._future(index, info.result.validate_python)
-        reply = (self.partition.index, self.instance_id, index, False)
+        reply = (self.partition.index, self.tag, index, False)
         if info.kind is Kind.EVENT:
             self._perform_event(op, index, reply, replayed)  # type: ignore[arg-type]
         elif replayed:
             pass
         elif info.kind is Kind.ORCHESTRATION:
-            child = f"{self.instance_id}:{index}"
+            child = f"{self.tag}:{index}"
             lock_keys = schema.lock_keys(op) if self.lock_keys is not None else None
             self.partition.send_start(child, op, reply, lock_keys)  # type: ignore[arg-type]
         elif info.kind is Kind.ACTIVITY:
             assert isinstance(op, Activity)
             policy = retry or type(op).retry
-            self.partition.start_activity(self.instance_id, index, op, policy, fork=False)
+            self.partition.start_activity(self.tag, index, op, policy, fork=False)
         else:
             key = schema.state_key(op)  # type: ignore[arg-type]
             locked = self.lock_keys is not None
             self.partition.send(
                 m.LocalOp(
                     schema.owner(key, self.partition.count),
-                    f"{self.instance_id}#{index}",
+                    f"{self.tag}#{index}",
                     op,
                     key,
                     reply,
@@ -372,10 +382,10 @@ class Run:
             # inside our critical section: apply directly, no lock chain; messages from us to
             # each owner are FIFO, so our later calls observe the event
             if not replayed:
-                self.partition.send_commits(f"{self.instance_id}#{index}", event, effects, True)
+                self.partition.send_commits(f"{self.tag}#{index}", event, effects, True)
             self._resolve(index, True, None)
         elif not replayed:
-            self.partition.send_acquire(f"{self.instance_id}#{index}", tuple(effects), reply, event)
+            self.partition.send_acquire(f"{self.tag}#{index}", tuple(effects), reply, event)
 
     def fork(self, op: Operation) -> None:
         self._check(op, forked=True)
@@ -384,11 +394,11 @@ class Run:
         index, replayed = self._call(_describe("fork", op, info.name))
         future = self._future(index, None)
         self.forks.append(future)
-        reply = (self.partition.index, self.instance_id, index, True)
+        reply = (self.partition.index, self.tag, index, True)
         if info.kind is Kind.EVENT and not schema.event_effects(op):  # type: ignore[arg-type]
             self._resolve(index, True, None)
         elif not replayed:
-            self.partition.fork(f"{self.instance_id}:{index}", op, reply)
+            self.partition.fork(f"{self.tag}:{index}", op, reply)
 
     def schedule(self, delay: float, op: Operation) -> None:
         from reactive.core.builtin_ops import ScheduledFork
@@ -424,7 +434,7 @@ class Run:
                     schema.owner(pkey, self.partition.count),
                     info.name,
                     pkey,
-                    (self.partition.index, self.instance_id, index, False),
+                    (self.partition.index, self.tag, index, False),
                 )
             )
         return future
@@ -439,7 +449,7 @@ class Run:
         return datetime.fromtimestamp(value, UTC)
 
     def _seed(self, index: int) -> bytes:
-        return hashlib.blake2b(f"{self.instance_id}/{index}".encode(), digest_size=16).digest()
+        return hashlib.blake2b(f"{self.tag}/{index}".encode(), digest_size=16).digest()
 
     def new_guid(self) -> uuid.UUID:
         index, _ = self._call("guid")
@@ -455,7 +465,7 @@ class Run:
         index, replayed = self._call(f"sleep {seconds!r}")
         future = self._future(index, None)
         if not replayed:
-            self.partition.add_timer(self.partition.clock + seconds, self.instance_id, index)
+            self.partition.add_timer(self.partition.clock + seconds, self.tag, index)
         return future
 
     def sleep_until(self, when: datetime) -> Future[None]:
@@ -464,7 +474,7 @@ class Run:
         index, replayed = self._call(f"sleep_until {when.isoformat()}")
         future = self._future(index, None)
         if not replayed:
-            self.partition.add_timer(when.timestamp(), self.instance_id, index)
+            self.partition.add_timer(when.timestamp(), self.tag, index)
         return future
 
     def wait_for_event(self, name: str) -> Future[Any]:
@@ -493,7 +503,8 @@ class Run:
         self.logged = self.next_log = self.next_call = 0
         self.futures, self.decoders, self.forks = {}, {}, []
         self.event_waiters, self.event_buffer = [], []
-        self.partition.drop_timers(self.instance_id)
+        self.partition.drop_timers(self.tag)
+        self.generation += 1
         self.coro = self._main()
         for _, name, value in carried:
             self.event_buffer.append((name, value))
@@ -508,9 +519,9 @@ class Run:
             self._resolve(index, True, None)
         elif not replayed:
             self.partition.send_acquire(
-                f"{self.instance_id}#{index}",
+                f"{self.tag}#{index}",
                 self.lock_keys,
-                (self.partition.index, self.instance_id, index, False),
+                (self.partition.index, self.tag, index, False),
                 None,
             )
         await future
@@ -519,7 +530,7 @@ class Run:
     def release_locks(self) -> None:
         if self.lock_mode == "acquire" and self.lock_granted and self.lock_keys:
             self.lock_granted = False
-            self.partition.send_release(f"{self.instance_id}#0", self.lock_keys)
+            self.partition.send_release(f"{self.tag}#0", self.lock_keys)
 
     # -- completion -------------------------------------------------------------------------
 

@@ -232,7 +232,7 @@ class Partition:
 
     def run_completed(self, run: Run, ok: bool, value: Any) -> None:
         self.runs.pop(run.instance_id, None)
-        self.drop_timers(run.instance_id)
+        self.drop_timers(run.tag)
         if run.init is not None:
             self._install_state(run, ok, value)
             return
@@ -247,13 +247,19 @@ class Partition:
             record["result" if ok else "error"] = payload
             self.completed[run.instance_id] = record
 
+    def run_for(self, tag: str) -> Run | None:
+        """The live run a reply, timer or activity result addressed by ``tag`` belongs to."""
+        instance_id, _, generation = tag.rpartition("~")
+        run = self.runs.get(tag if not generation.isdigit() else instance_id)
+        return run if run is not None and run.tag == tag else None
+
     def _on_response(self, msg: m.Response) -> None:
-        run = self.runs.get(msg.instance_id)
+        run = self.run_for(msg.instance_id)
         if run is not None:
             run.deliver(msg.call, msg.ok, msg.value)
 
     def _on_granted(self, msg: m.Granted) -> None:
-        run = self.runs.get(msg.instance_id)
+        run = self.run_for(msg.instance_id)
         if run is None:  # terminated while waiting for the lock: give it back
             self.send_release(msg.lock_id, msg.keys)
         else:
@@ -271,7 +277,7 @@ class Partition:
         if run is None or run.init is not None:
             return
         run.terminate()
-        self.drop_timers(msg.instance_id)
+        self.drop_timers(run.tag)
         error = self.encode_error(
             errors.TerminatedError(f"{run.name} was terminated: {msg.reason or 'no reason given'}")
         )
@@ -324,7 +330,7 @@ class Partition:
                         ActivityTask(self.index, iid, call, pending.attempt, pending.op)
                     )
             else:
-                run = self.runs.get(iid)
+                run = self.run_for(iid)
                 if run is not None:
                     run.deliver(call, True, None)
             self._drain_local()
@@ -350,7 +356,7 @@ class Partition:
         del self.activities[key]
         if pending.fork and not msg.ok:
             self.report(f"forked activity {type(pending.op).__name__}", msg.value)
-        run = self.runs.get(msg.instance_id)
+        run = self.run_for(msg.instance_id)
         if run is not None:
             run.deliver(msg.call, msg.ok, msg.value)
 

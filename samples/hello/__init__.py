@@ -1,0 +1,1 @@
+"""Hello World: an orchestration, a startup orchestration and a configuration object."""
