@@ -55,12 +55,12 @@ class ApplicationError(ReactiveError):
     """
 
     def __init__(self, remote_type: str, message: str) -> None:
-        super().__init__(f"{remote_type}: {message}")
+        super().__init__(remote_type, message)
         self.remote_type = remote_type
         self.remote_message = message
 
-    def __reduce__(self) -> tuple[type[ApplicationError], tuple[str, str]]:
-        return (ApplicationError, (self.remote_type, self.remote_message))
+    def __str__(self) -> str:
+        return f"{self.remote_type}: {self.remote_message}"
 
 
 class CorruptSnapshotError(ReactiveError):

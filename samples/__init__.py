@@ -18,5 +18,13 @@ def startup_instance_id(em: Emulator, cls: type[Orchestration[Any]]) -> str:
 
 
 def startup_result(em: Emulator, cls: type[Orchestration[Any]]) -> Any:
-    """Run the emulator until the startup orchestration ``cls`` is done; its result."""
-    return em.client().wait(startup_instance_id(em, cls))
+    """Run the emulator until the startup orchestration ``cls`` is done; its result (or
+    its error, raised)."""
+    client, instance_id = em.client(), startup_instance_id(em, cls)
+
+    def done() -> bool:
+        status = client.status(instance_id)
+        return status is not None and status.done
+
+    em.run(until=done)
+    return client.wait(instance_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from reactive import errors
@@ -28,7 +27,7 @@ class EmulatorClient:
 
     def start(self, orchestration: Orchestration[Any], instance_id: str | None = None) -> str:
         self.emulator.schema.info(orchestration)  # unknown types fail here, clearly
-        iid = instance_id or uuid.uuid4().hex
+        iid = instance_id or self.emulator.new_instance_id()
         self._submitted.add(iid)
         self.emulator.submit(Start(self._owner(iid), iid, orchestration))
         return iid

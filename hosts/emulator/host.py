@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -62,6 +63,7 @@ class Emulator:
         self.app_log = logging.getLogger(f"reactive.app.{app.name}")
         self.parts = [Partition(self.schema, i, partitions) for i in range(partitions)]
         self._rng = random.Random(seed)
+        self._ids = random.Random(f"instance-ids-{seed}")  # reproducible client instance ids
         self._fault_rng = random.Random(self.faults.seed * 7919 + 17)
         self._channels: dict[tuple[int, int], deque[Any]] = {}
         self._next_seq: dict[tuple[int, int], int] = {}
@@ -86,6 +88,9 @@ class Emulator:
         return min(dues) if dues else None
 
     # -- driving ---------------------------------------------------------------------------
+
+    def new_instance_id(self) -> str:
+        return uuid.UUID(int=self._ids.getrandbits(128), version=4).hex
 
     def submit(self, msg: Message) -> None:
         """Post a client request to its partition."""
@@ -137,7 +142,9 @@ class Emulator:
         self._next_seq[key] = seq
         self._channels.setdefault(key, deque()).append((seq, msg))
 
-    def _deliver(self, src: int, dst: int, seq: int | None, msg: Message) -> None:
+    def _deliver(
+        self, src: int, dst: int, seq: int | None, msg: Message, duplicate: bool = False
+    ) -> None:
         if seq is not None:
             seen = self._seen[dst]
             if seq <= seen.get(src, 0):
@@ -146,12 +153,15 @@ class Emulator:
             seen[src] = seq
         if self.faults.roundtrip:
             msg = from_wire(json.loads(json.dumps(to_wire(msg, self.schema))), self.schema)
-        self.deliveries += 1
-        self._virtual_now += VIRTUAL_STEP
+        if not duplicate:  # an injected copy must not move the clock: results stay identical
+            self.deliveries += 1
+            self._virtual_now += VIRTUAL_STEP
         self._apply(dst, self.parts[dst].process(msg, self.now()))
+        if duplicate:
+            return
         faults, dice = self.faults, self._fault_rng
         if faults.duplicate_probability and dice.random() < faults.duplicate_probability:
-            self._deliver(src, dst, seq, msg)
+            self._deliver(src, dst, seq, msg, duplicate=True)
         if faults.restore_probability and dice.random() < faults.restore_probability:
             self._restore(dst)
 

@@ -18,11 +18,12 @@ T = TypeVar("T")
 class Future(Generic[T]):
     """The pending result of a context operation. Await it to get the result or error."""
 
-    __slots__ = ("_done", "_listeners", "_ok", "_owner", "_value")
+    __slots__ = ("_done", "_listeners", "_ok", "_owner", "_raced", "_value")
 
     def __init__(self, owner: object) -> None:
         self._owner = owner
         self._done = False
+        self._raced = False  # passed to any(): the code may abandon it
         self._ok = True
         self._value: Any = None
         self._listeners: list[Callable[[Future[Any]], None]] = []
@@ -98,6 +99,8 @@ class AnyFuture(Future[Future[Any]]):
         super().__init__(owner)
         if not children:
             raise OrchestrationMisuseError("any() needs at least one future")
+        for child in children:
+            child._raced = True
         for child in children:
             if child._done:
                 self._resolve(True, child)

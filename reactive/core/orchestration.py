@@ -83,6 +83,7 @@ class Run:
         self.futures: dict[int, Future[Any]] = {}
         self.decoders: dict[int, Any] = {}
         self.forks: list[Future[Any]] = []
+        self.performs: list[int] = []  # calls whose results the code must await
         self.event_waiters: list[tuple[str, int]] = []
         self.event_buffer: list[tuple[str, Any]] = []
         self.lock_granted = False
@@ -185,6 +186,14 @@ class Run:
             except ContinueAsNew as again:
                 self._restart(again.op)
                 continue
+            except RuntimeError as exc:
+                if "event loop" in str(exc):  # e.g. asyncio.sleep(1) outside any loop
+                    exc = errors.OrchestrationMisuseError(  # type: ignore[assignment]
+                        f"orchestration {self.name} used asyncio ({exc}); orchestration code "
+                        "may only await its context's operations, e.g. ctx.sleep"
+                    )
+                self._complete(False, exc)
+                return
             except Exception as exc:  # the orchestration failed: deliver to the caller
                 self._complete(False, exc)
                 return
@@ -346,6 +355,7 @@ class Run:
         info = schema.info(op)
         index, replayed = self._call(_describe("perform", op, info.name))
         future = self._future(index, info.result.validate_python)
+        self.performs.append(index)
         reply = (self.partition.index, self.tag, index, False)
         if info.kind is Kind.EVENT:
             self._perform_event(op, index, reply, replayed)  # type: ignore[arg-type]
@@ -501,7 +511,7 @@ class Run:
         carried = [["e", name, value] for name, value in self.event_buffer]
         self.calls, self.responses = [], carried
         self.logged = self.next_log = self.next_call = 0
-        self.futures, self.decoders, self.forks = {}, {}, []
+        self.futures, self.decoders, self.forks, self.performs = {}, {}, [], []
         self.event_waiters, self.event_buffer = [], []
         self.partition.drop_timers(self.tag)
         self.generation += 1
@@ -535,6 +545,15 @@ class Run:
     # -- completion -------------------------------------------------------------------------
 
     def _complete(self, ok: bool, value: Any) -> None:
+        pending = [
+            i for i in self.performs if not self.futures[i].done() and not self.futures[i]._raced
+        ]
+        if ok and pending:
+            ok, value = False, errors.OrchestrationMisuseError(
+                f"orchestration {self.name} returned while {len(pending)} performed "
+                f"operation(s) were still pending ({', '.join(self.calls[i][0] for i in pending)}"
+                "); await them, or use ctx.fork for detached work"
+            )
         self.done = True
         self.blocked = None
         self.release_locks()

@@ -249,8 +249,8 @@ class Partition:
 
     def run_for(self, tag: str) -> Run | None:
         """The live run a reply, timer or activity result addressed by ``tag`` belongs to."""
-        instance_id, _, generation = tag.rpartition("~")
-        run = self.runs.get(tag if not generation.isdigit() else instance_id)
+        instance_id, sep, generation = tag.rpartition("~")
+        run = self.runs.get(instance_id if sep and generation.isdigit() else tag)
         return run if run is not None and run.tag == tag else None
 
     def _on_response(self, msg: m.Response) -> None:
@@ -378,8 +378,9 @@ class Partition:
         state_info = info.state
         assert state_info is not None
         skey = (state_info.name, msg.key)
-        if skey in self.initializing:
-            self.initializing[skey].append(msg)
+        waiters = self._parked_at(skey, msg.locked)
+        if waiters is not None:
+            waiters.append(msg)
             return False
         state = self.states.get(skey)
         if state is None:
@@ -391,9 +392,12 @@ class Partition:
                 self.reply(msg.reply, False, self.encode_error(error), f"{info.name}")
                 return True
             if state_info.has_initializer:
-                self._start_initializer(state_info, msg.key, msg)
-                return False
-            state = self.states[skey] = state_info.cls()
+                if self._start_initializer(state_info, msg.key):
+                    self.initializing[skey].append(msg)
+                    return False
+                state = self.states[skey]
+            else:
+                state = self.states[skey] = state_info.cls()
         key_value = state_info.affinity.key_value(msg.key)
         ctx_cls = UpdateContext if info.kind is Kind.UPDATE else ReadContext
         try:
@@ -404,17 +408,32 @@ class Partition:
         self.reply(msg.reply, ok, payload, f"forked {info.kind.value} {info.name}")
         return True
 
+    def _parked_at(self, skey: tuple[str, PKey], locked: bool) -> list[Any] | None:
+        """The waiters to join if this state is being initialized. A locked operation also
+        waits behind an event commit parked at its key (for another state type), so that
+        the lock holder observes its own earlier event."""
+        waiters = self.initializing.get(skey)
+        if waiters is not None or not locked or not self.initializing:
+            return waiters
+        for (_, key), parked in self.initializing.items():
+            if key == skey[1] and any(isinstance(w, m.Commit) for w in parked):
+                return parked
+        return None
+
     def _on_exists(self, msg: m.Exists) -> None:
         exists = (msg.state, msg.key) in self.states
         self.reply(msg.reply, True, exists, "")
 
-    def _start_initializer(self, state_info: StateInfo, key: PKey, waiter: Any) -> None:
+    def _start_initializer(self, state_info: StateInfo, key: PKey) -> bool:
+        """Create a state by running its initializer; True while it is still running
+        (the caller then parks behind it), False if it already installed the state."""
         skey = (state_info.name, key)
-        self.initializing[skey] = [waiter]
+        self.initializing[skey] = []
         iid = f"init/{state_info.name}/{key[0]}/{key[1]}"
         run = Run(self, iid, None, init=(state_info, key))
         self.runs[iid] = run
         run.start()
+        return skey in self.initializing
 
     def _install_state(self, run: Run, ok: bool, value: Any) -> None:
         assert run.init is not None and run.init_state is not None
@@ -497,8 +516,8 @@ class Partition:
                 return False
             if skey not in self.states:
                 if state_info.has_initializer:
-                    self._start_initializer(state_info, key, msg)
-                    if skey in self.initializing:
+                    if self._start_initializer(state_info, key):
+                        self.initializing[skey].append(msg)
                         return False
                 else:
                     self.states[skey] = state_info.cls()

@@ -1,0 +1,1 @@
+"""A bank: users and accounts, sign-up and transfers under locks, an event across keys."""

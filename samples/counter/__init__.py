@@ -1,0 +1,1 @@
+"""Counters: a keyed state changed by updates, and one changed by events."""

@@ -1,0 +1,1 @@
+"""Ping-pong: two singleton states on two partitions exchange events."""
