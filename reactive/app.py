@@ -449,6 +449,10 @@ class Schema:
     def instance_owner(instance_id: str, partitions: int) -> int:
         return place_text(instance_id, partitions)
 
+    def startup_instances(self) -> list[tuple[str, Orchestration[Any]]]:
+        """The instance ids and objects of the startup orchestrations."""
+        return [(f"startup-{i}-{type(op).__name__}", op) for i, op in enumerate(self.startup)]
+
     def config(self, cls: type[Any]) -> Any:
         return self.configs.get(cls)
 

@@ -30,6 +30,7 @@ from reactive.hosting import (
     from_wire,
     to_wire,
 )
+from reactive.hosting.client import HostClient
 
 CLIENT = -1  # the channel source of client requests
 ACTIVITIES = -2  # the channel source of activity tasks
@@ -214,7 +215,8 @@ class Emulator:
     def app_lines(self) -> list[str]:
         return [text for _, _, text in self.logs]
 
-    def client(self) -> Any:
-        from hosts.emulator.client import EmulatorClient
+    def partition(self, index: int) -> Partition:
+        return self.parts[index]
 
-        return EmulatorClient(self)
+    def client(self) -> HostClient:
+        return HostClient(self)

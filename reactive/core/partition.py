@@ -96,8 +96,8 @@ class Partition:
         """Start the application's startup orchestrations (partition 0, once)."""
         self.clock = max(self.clock, now)
         if self.index == 0 and not self.started:
-            for i, op in enumerate(self.schema.startup):
-                self.send_start(f"startup-{i}-{type(op).__name__}", op, None, None)
+            for instance_id, op in self.schema.startup_instances():
+                self.send_start(instance_id, op, None, None)
             self._drain_local()
         self.started = True
         return self._take_effects()

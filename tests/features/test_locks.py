@@ -43,6 +43,7 @@ class Pinged(AccountKey, Event):
 class Account(State[AccountKey]):
     balance: int = 0
     pings: int = 0
+    notes: list[str] = []
 
     @subscribe(Moved)
     def on_moved(self, ctx: SubscriptionContext, event: Moved) -> None:
@@ -377,3 +378,102 @@ def test_lock_keys_are_sorted_and_deduplicated() -> None:
     assert forward == backward == tuple(sorted(forward))
     assert len(forward) == 2
     assert len(same) == 1
+
+
+# -- children running inside their caller's locks ------------------------------------------------
+
+
+class Note(AccountKey, Update[Account, None], create=True):
+    text: str
+
+    def execute(self, ctx: UpdateContext[Account]) -> None:
+        ctx.state.notes.append(self.text)
+
+
+class Notes(AccountKey, Read[Account, list[str]]):
+    def execute(self, ctx: ReadContext[Account]) -> list[str]:
+        return list(ctx.state.notes)
+
+
+class Inner(AccountKey, Orchestration[str], lock=True):
+    """Runs inside its caller's lock; writes after an external event."""
+
+    async def execute(self, ctx: OrchestrationContext) -> str:
+        await ctx.wait_for_event("go")
+        await ctx.perform(Note(account=self.account, text="inner wrote"))
+        return "inner"
+
+
+class Outer(AccountKey, Orchestration[str], lock=True):
+    give_up_after: float | None = None
+
+    async def execute(self, ctx: OrchestrationContext) -> str:
+        inner = ctx.perform(Inner(account=self.account))
+        if self.give_up_after is None:
+            return await inner
+        timer = ctx.sleep(self.give_up_after)
+        winner = await ctx.any(inner, timer)
+        return "gave up" if winner is timer else await inner
+
+
+class Critical(AccountKey, Orchestration[str], lock=True):
+    async def execute(self, ctx: OrchestrationContext) -> str:
+        await ctx.perform(Note(account=self.account, text="critical start"))
+        await ctx.sleep(100)
+        await ctx.perform(Note(account=self.account, text="critical end"))
+        return "critical"
+
+
+nested = App("nested-locks")
+nested.register(Note, Notes, Inner, Outer, Critical)
+
+
+def _inner_id(em: Emulator) -> str:
+    inners = [iid for p in em.parts for iid, run in p.runs.items() if type(run.op) is Inner]
+    assert len(inners) == 1
+    return inners[0]
+
+
+def _critical_section_is_not_interleaved(notes: list[str]) -> bool:
+    start = notes.index("critical start")
+    return notes[start + 1] == "critical end"
+
+
+def test_terminating_a_lock_holder_stops_what_runs_inside_its_locks() -> None:
+    em = Emulator(nested, partitions=3)
+    client = em.client()
+    client.perform(Note(account="k", text="created"))
+    client.start(Outer(account="k"), instance_id="outer")
+    while em.step():
+        pass
+    inner = _inner_id(em)
+    client.terminate("outer", "stop")
+    while em.step():
+        pass
+    critical = client.start(Critical(account="k"), instance_id="critical")
+    while em.step():  # Critical holds the lock and sleeps
+        pass
+    client.raise_event(inner, "go")
+    assert client.wait(critical) == "critical"
+    em.run()
+    notes = client.perform(Notes(account="k"))
+    assert _critical_section_is_not_interleaved(notes), notes
+
+
+def test_abandoning_a_locked_child_keeps_mutual_exclusion() -> None:
+    em = Emulator(nested, partitions=3)
+    client = em.client()
+    client.perform(Note(account="k", text="created"))
+    client.start(Outer(account="k", give_up_after=10), instance_id="outer")
+    while em.step():
+        pass
+    inner = _inner_id(em)
+    assert client.wait("outer") == "gave up"  # it returned: its lock is released
+    critical = client.start(Critical(account="k"), instance_id="critical")
+    while em.step():
+        pass
+    client.raise_event(inner, "go")
+    assert client.wait(critical) == "critical"
+    em.run()
+    notes = client.perform(Notes(account="k"))
+    assert _critical_section_is_not_interleaved(notes), notes

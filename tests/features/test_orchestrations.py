@@ -18,6 +18,7 @@ from reactive import (
     Orchestration,
     OrchestrationContext,
     OrchestrationMisuseError,
+    ReactiveError,
     Read,
     ReadContext,
     State,
@@ -316,6 +317,45 @@ class LaterAwait(Orchestration[list[int]]):
         return [await second, await first]
 
 
+class BoomOrchestration(Orchestration[int]):
+    async def execute(self, ctx: OrchestrationContext) -> int:
+        await ctx.sleep(5)
+        raise KeyError("boom orchestration")
+
+
+class ForksFailures(Orchestration[str]):
+    async def execute(self, ctx: OrchestrationContext) -> str:
+        ctx.fork(Raise(kind="value"))
+        ctx.fork(BoomOrchestration())
+        ctx.fork(FailingUpdate(box="forked-failure"))
+        ctx.fork(Put(box="forked-ok", item="ok"))
+        await ctx.finish()
+        return "finished"
+
+
+class WrongResult(Orchestration[int]):
+    async def execute(self, ctx: OrchestrationContext) -> int:
+        return "not an int"  # type: ignore[return-value]
+
+
+class WrongActivityResult(Activity[int]):
+    def execute(self, ctx: ActivityContext) -> int:
+        return "not an int"  # type: ignore[return-value]
+
+
+class AwaitsWrongResults(Orchestration[list[str]]):
+    async def execute(self, ctx: OrchestrationContext) -> list[str]:
+        seen = []
+        for op in (WrongResult(), WrongActivityResult()):
+            try:
+                await ctx.perform(op)  # type: ignore[call-overload]
+            except ReactiveError as exc:
+                seen.append(f"ReactiveError naming {type(op).__name__}: {type(op).__name__ in str(exc)}")
+            except Exception as exc:
+                seen.append(f"{type(exc).__name__}")
+        return seen
+
+
 app = App("orchestrations")
 app.register(
     InsufficientFunds,
@@ -348,6 +388,11 @@ app.register(
     AsyncioSleeper,
     AwaitsForeignFuture,
     LaterAwait,
+    ForksFailures,
+    BoomOrchestration,
+    WrongResult,
+    WrongActivityResult,
+    AwaitsWrongResults,
 )
 
 
@@ -535,3 +580,37 @@ def test_awaiting_a_foreign_future_fails_with_misuse_error() -> None:
     client = Emulator(app, partitions=2).client()
     with pytest.raises(OrchestrationMisuseError):
         client.perform(AwaitsForeignFuture())
+
+
+# -- fork failures and result types ---------------------------------------------------------------
+
+
+def test_fork_failures_go_to_the_unhandled_hook_and_finish_still_resolves() -> None:
+    def scenario(em: Emulator) -> object:
+        client = em.client()
+        result = client.wait(client.start(ForksFailures(), instance_id="forks"))
+        em.run()
+        return result, sorted(em.unhandled), client.perform(Items(box="forked-ok"))
+
+    result, unhandled, items = fault_free_and_faulty(app, scenario)  # type: ignore[misc]
+    assert result == "finished"
+    assert items == ["ok"]
+    assert len(unhandled) == 3
+    assert any("Raise" in u and "bad value" in u for u in unhandled)
+    assert any("BoomOrchestration" in u and "boom orchestration" in u for u in unhandled)
+    assert any("FailingUpdate" in u and "update says no" in u for u in unhandled)
+
+
+def test_a_result_of_the_wrong_type_fails_the_operation_that_returned_it() -> None:
+    em = Emulator(app, partitions=2)
+    client = em.client()
+    iid = client.start(WrongResult(), instance_id="wrong")
+    em.run()
+    status = client.status(iid)  # must not raise
+    assert status is not None and status.status == "failed"
+    assert isinstance(status.error, ReactiveError)
+    assert "WrongResult" in str(status.error)
+    assert client.perform(AwaitsWrongResults()) == [
+        "ReactiveError naming WrongResult: True",
+        "ReactiveError naming WrongActivityResult: True",
+    ]

@@ -509,3 +509,91 @@ def test_config_is_none_everywhere_when_nothing_is_configured() -> None:
     assert client.perform(CfgOrchestration()) == [
         "None/None", "None/None", "None/None", ["None/None", "None/None"],
     ]
+
+
+# -- forks from state contexts, initializer limits ---------------------------------------------
+
+
+class EchoKey(Affinity):
+    echo: str
+
+
+class Shouted(EchoKey, Event):
+    pass
+
+
+class Echo(State[EchoKey]):
+    heard: list[str] = []
+
+    @subscribe(Shouted)
+    def on_shouted(self, ctx: SubscriptionContext, event: Shouted) -> None:
+        self.heard.append("shout")
+        ctx.fork(Hear(echo=f"{ctx.key}-echo", text="from handler"))
+
+
+class Hear(EchoKey, Update[Echo, None], create=True):
+    text: str
+
+    def execute(self, ctx: UpdateContext[Echo]) -> None:
+        ctx.state.heard.append(self.text)
+        if self.text == "relay":
+            ctx.fork(Hear(echo=f"{ctx.key}-relayed", text="from update"))
+
+
+class Heard(EchoKey, Read[Echo, list[str]]):
+    def execute(self, ctx: ReadContext[Echo]) -> list[str]:
+        return list(ctx.state.heard)
+
+
+echoes = App("echoes")
+echoes.register(Echo, Hear, Heard, Shouted)
+
+
+def test_handlers_and_updates_can_fork_operations() -> None:
+    def scenario(em: Emulator) -> object:
+        client = em.client()
+        client.perform(Shouted(echo="a"))
+        client.perform(Hear(echo="b", text="relay"))
+        em.run()
+        return [
+            client.perform(Heard(echo="a")),
+            client.perform(Heard(echo="a-echo")),
+            client.perform(Heard(echo="b")),
+            client.perform(Heard(echo="b-relayed")),
+        ]
+
+    assert fault_free_and_faulty(echoes, scenario) == [
+        ["shout"], ["from handler"], ["relay"], ["from update"],
+    ]
+
+
+class MeddlerKey(Affinity):
+    meddler: str
+
+
+class Meddler(State[MeddlerKey]):
+    outcome: str = ""
+
+    async def initialize(self, ctx: InitContext, key: str) -> None:
+        try:
+            await ctx.perform(Hear(echo="victim", text="touched by an initializer"))
+        except Exception as exc:
+            self.outcome = f"refused: {type(exc).__name__}"
+        else:
+            self.outcome = "touched another state"
+
+
+class Meddle(MeddlerKey, Update[Meddler, str], create=True):
+    def execute(self, ctx: UpdateContext[Meddler]) -> str:
+        return ctx.state.outcome
+
+
+meddling = App("meddling")
+meddling.register(Meddle, Hear, Heard)
+
+
+def test_an_initializer_may_not_touch_other_states() -> None:
+    client = Emulator(meddling, partitions=2).client()
+    assert client.perform(Meddle(meddler="m")).startswith("refused: ")
+    with pytest.raises(StateNotFoundError):
+        client.perform(Heard(echo="victim"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 from reactive import (
     Activity,
@@ -53,10 +53,7 @@ Violation = Literal[
     "read_outside", "update_outside", "event_outside", "finish", "locked_orchestration_outside",
     "exists_outside",
 ]
-VIOLATIONS: tuple[Violation, ...] = (
-    "read_outside", "update_outside", "event_outside", "finish", "locked_orchestration_outside",
-    "exists_outside",
-)
+VIOLATIONS: tuple[Violation, ...] = get_args(Violation)
 
 
 class LockedProbe(PlaceKey, Orchestration[str], lock=True):

@@ -296,8 +296,9 @@ def test_suite_runs_every_test_from_startup(partitions: int) -> None:
 
 
 @pytest.mark.parametrize("partitions", PARTITIONS)
-def test_suite_has_no_failures(partitions: int) -> None:
-    results = suite_results(run_suite(partitions=partitions, seed=0))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_suite_has_no_failures(partitions: int, seed: int) -> None:
+    results = suite_results(run_suite(partitions=partitions, seed=seed))
     failed = {
         name: result
         for name, result in results.items()

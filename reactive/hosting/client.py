@@ -1,39 +1,52 @@
-"""The client API on the emulator: requests are messages; waiting runs the emulator."""
+"""The client API for hosts that run in this process: requests are messages posted to a
+partition's input; waiting drives the host until the instance is done."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from reactive import errors
+from reactive.app import Schema
 from reactive.client import InstanceStatus
 from reactive.core.builtin_ops import ClientFork, ClientPerform
-from reactive.core.messages import RaiseEvent, Start, Terminate
-from reactive.hosting import decode_error
+from reactive.core.messages import Message, RaiseEvent, Start, Terminate
+from reactive.core.partition import Partition
+from reactive.core.results import decode_error
 from reactive.model import Operation, Orchestration
 
-if TYPE_CHECKING:
-    from hosts.emulator.host import Emulator
+
+class Backend(Protocol):
+    """What a host offers its in-process client."""
+
+    schema: Schema
+    count: int
+
+    def submit(self, msg: Message) -> None: ...
+    def partition(self, index: int) -> Partition: ...
+    def run(self, until: Callable[[], bool] | None = None) -> bool: ...
+    def new_instance_id(self) -> str: ...
 
 
-class EmulatorClient:
-    """Implements :class:`reactive.client.Client` on an :class:`Emulator`."""
+class HostClient:
+    """Implements :class:`reactive.client.Client` on an in-process host."""
 
-    def __init__(self, emulator: Emulator) -> None:
-        self.emulator = emulator
-        self._submitted: set[str] = set()
+    def __init__(self, backend: Backend) -> None:
+        self.host = backend
+        self._submitted = {iid for iid, _ in backend.schema.startup_instances()}
 
     def _owner(self, instance_id: str) -> int:
-        return self.emulator.schema.instance_owner(instance_id, self.emulator.count)
+        return self.host.schema.instance_owner(instance_id, self.host.count)
 
     def start(self, orchestration: Orchestration[Any], instance_id: str | None = None) -> str:
-        self.emulator.schema.info(orchestration)  # unknown types fail here, clearly
-        iid = instance_id or self.emulator.new_instance_id()
+        self.host.schema.info(orchestration)  # unknown types fail here, clearly
+        iid = instance_id or self.host.new_instance_id()
         self._submitted.add(iid)
-        self.emulator.submit(Start(self._owner(iid), iid, orchestration))
+        self.host.submit(Start(self._owner(iid), iid, orchestration))
         return iid
 
     def status(self, instance_id: str) -> InstanceStatus | None:
-        record = self.emulator.parts[self._owner(instance_id)].instance_status(instance_id)
+        record = self.host.partition(self._owner(instance_id)).instance_status(instance_id)
         if record is None:
             if instance_id in self._submitted:
                 return InstanceStatus(instance_id, "pending")
@@ -42,10 +55,10 @@ class EmulatorClient:
         if status == "running":
             return InstanceStatus(instance_id, "running", name)
         if status == "completed":
-            info = self.emulator.schema.by_name[name]
+            info = self.host.schema.by_name[name]
             result = info.result.validate_python(record["result"])
             return InstanceStatus(instance_id, "completed", name, result=result)
-        error = decode_error(self.emulator.schema, record["error"])
+        error = decode_error(self.host.schema, record["error"])
         return InstanceStatus(instance_id, status, name, error=error)
 
     def wait(self, instance_id: str, timeout: float | None = None) -> Any:
@@ -57,7 +70,7 @@ class EmulatorClient:
 
         if self.status(instance_id) is None:
             raise errors.ReactiveError(f"no orchestration instance {instance_id!r} was started")
-        if not self.emulator.run(until=done):
+        if not self.host.run(until=done):
             raise errors.ReactiveError(
                 f"orchestration instance {instance_id!r} cannot make progress: the emulator "
                 "is idle (is it waiting for an external event?)"
@@ -69,13 +82,13 @@ class EmulatorClient:
         return status.result
 
     def raise_event(self, instance_id: str, name: str, value: Any = None) -> None:
-        self.emulator.submit(RaiseEvent(self._owner(instance_id), instance_id, name, value))
+        self.host.submit(RaiseEvent(self._owner(instance_id), instance_id, name, value))
 
     def terminate(self, instance_id: str, reason: str = "") -> None:
-        self.emulator.submit(Terminate(self._owner(instance_id), instance_id, reason))
+        self.host.submit(Terminate(self._owner(instance_id), instance_id, reason))
 
     def perform(self, op: Operation) -> Any:
-        schema = self.emulator.schema
+        schema = self.host.schema
         info = schema.info(op)
         if isinstance(op, Orchestration):
             return self.wait(self.start(op))
@@ -84,7 +97,7 @@ class EmulatorClient:
         return info.result.validate_python(result)
 
     def fork(self, op: Operation) -> None:
-        schema = self.emulator.schema
+        schema = self.host.schema
         schema.info(op)
         if isinstance(op, Orchestration):
             self.start(op)
@@ -92,4 +105,4 @@ class EmulatorClient:
             self.start(ClientFork(op=list(schema.encode_op(op))))
 
     def run(self) -> None:
-        self.emulator.run()
+        self.host.run()

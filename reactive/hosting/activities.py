@@ -1,7 +1,4 @@
-"""The seam between the deterministic core and the hosts that run it.
-
-Hosts import from here and from the public ``reactive`` package only.
-"""
+"""Running activities for any host: one attempt, its time limit, its result as a message."""
 
 from __future__ import annotations
 
@@ -15,9 +12,8 @@ from reactive import errors
 from reactive.app import Schema
 from reactive.core import messages
 from reactive.core.context import ActivityContext, Logger
-from reactive.core.messages import Message, from_wire, to_wire
-from reactive.core.partition import ActivityTask, Effects, Partition
-from reactive.core.results import decode_error, encode_error, encode_result
+from reactive.core.partition import ActivityTask
+from reactive.core.results import encode_error, encode_result
 
 _workers: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -63,16 +59,3 @@ def execute_activity(
     return messages.ActivityResult(
         task.partition, task.instance_id, task.call, task.attempt, ok, payload
     )
-
-
-__all__ = [
-    "ActivityTask",
-    "Effects",
-    "Message",
-    "Partition",
-    "Schema",
-    "decode_error",
-    "execute_activity",
-    "from_wire",
-    "to_wire",
-]
