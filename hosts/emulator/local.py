@@ -122,7 +122,8 @@ class LocalHost:
             busy = False
             for index in order:
                 report = self.invoke(index)
-                busy = busy or bool(report.processed or report.sent or report.activities or report.backlog)
+                progressed = report.processed or report.sent or report.activities
+                busy = busy or bool(progressed or report.backlog)
                 if until is not None and until():
                     return True
             if progress is not None:

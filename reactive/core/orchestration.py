@@ -84,6 +84,7 @@ class Run:
         self.decoders: dict[int, Any] = {}
         self.forks: list[Future[Any]] = []
         self.performs: list[int] = []  # calls whose results the code must await
+        self.locked_children: dict[int, str] = {}  # call -> child running inside our locks
         self.event_waiters: list[tuple[str, int]] = []
         self.event_buffer: list[tuple[str, Any]] = []
         self.lock_granted = False
@@ -315,6 +316,11 @@ class Run:
                 )
         if forked:
             return
+        if self.init is not None and info.kind is not Kind.ACTIVITY:
+            raise errors.SynchronizationDisciplineError(
+                f"the {self.name} may not perform {what}: an initializer may only use "
+                "activities, timers, forks and determinized values"
+            )
         held = self.lock_keys
         if info.kind is Kind.ACTIVITY and info.lock:
             needed = self.partition.schema.lock_keys(op)
@@ -357,6 +363,8 @@ class Run:
         future = self._future(index, info.result.validate_python)
         self.performs.append(index)
         reply = (self.partition.index, self.tag, index, False)
+        if info.kind is Kind.ORCHESTRATION and self.lock_keys is not None:
+            self.locked_children[index] = f"{self.tag}:{index}"
         if info.kind is Kind.EVENT:
             self._perform_event(op, index, reply, replayed)  # type: ignore[arg-type]
         elif replayed:
@@ -557,6 +565,7 @@ class Run:
         self.done = True
         self.blocked = None
         self.release_locks()
+        self._stop_locked_children()
         self.partition.run_completed(self, ok, value)
 
     def terminate(self) -> None:
@@ -564,3 +573,13 @@ class Run:
         if self.coro is not None:
             self.coro.close()
         self.release_locks()
+        self._stop_locked_children()
+
+    def _stop_locked_children(self) -> None:
+        """Children running inside our locks must not outlive them: mutual exclusion."""
+        for index, child in self.locked_children.items():
+            if not self.futures[index].done():
+                dest = self.partition.schema.instance_owner(child, self.partition.count)
+                self.partition.send(
+                    m.Terminate(dest, child, f"{self.name}, which held its locks, ended")
+                )

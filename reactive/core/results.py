@@ -38,8 +38,12 @@ def decode_error(schema: Schema, data: Any) -> BaseException:
 
 def encode_result(info: OperationInfo, value: Any) -> tuple[bool, Any]:
     try:
-        return True, info.result.dump_python(value, mode="json")
+        return True, info.result.dump_python(value, mode="json", warnings="error")
     except Exception as exc:
+        detail = str(exc).splitlines()[0]
         return False, encode_error(
-            errors.ReactiveError(f"result of {info.name} is not serializable: {exc}")
+            errors.ReactiveError(
+                f"{info.name} returned {type(value).__name__} {value!r:.80}, which does not "
+                f"serialize as its declared result type: {detail}"
+            )
         )
