@@ -1,7 +1,8 @@
-"""``python -m reactive``: the command line (see :mod:`reactive.cli`)."""
+"""``python -m reactive``: the command line. It lives in :mod:`hosts.cli` because it runs
+applications on a host; the library itself never imports hosts."""
 
 import sys
 
-from reactive.cli import main
+from hosts.cli import main
 
 sys.exit(main())

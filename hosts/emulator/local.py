@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hosts.emulator.folder import FolderStore, FolderTransport
+from hosts.emulator.options import Faults
 from reactive import App
 from reactive.core.messages import Message
 from reactive.core.partition import Partition
@@ -75,6 +76,12 @@ class LocalHost:
         self._ids = random.Random(f"instance-ids-{seed}")
         self._due: dict[int, float | None] = {}
         self.invocations = 0
+        # the counters the emulator also keeps (the CLI prints them)
+        self.deliveries = 0
+        self.activity_runs = 0
+        self.restores = 0
+        self.duplicates_dropped = 0
+        self.faults = Faults()
 
     def _log(self, partition: int, level: int, text: str) -> None:
         self.logs.append((partition, level, text))
@@ -105,7 +112,13 @@ class LocalHost:
         self.invocations += 1
         report = self.loop.invoke(index, hook)
         self._due[index] = report.next_due
+        self.deliveries += report.processed
+        self.activity_runs += report.activities
         return report
+
+    @property
+    def parts(self) -> list[Partition]:
+        return [self.loop.partition(i) for i in range(self.count)]
 
     def run(
         self,

@@ -32,6 +32,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from hosts.emulator import ALL_FAULTS, Emulator, EmulatorClient
+from hosts.emulator.local import LocalHost
 from reactive.app import App, Kind, OperationInfo, Schema
 from reactive.core.builtin_ops import BUILTINS
 from reactive.errors import ApplicationError, DefinitionError
@@ -210,6 +211,16 @@ def _make_emulator(
             unhandled.write(f"unhandled error: {_one_line(error)}\n")
             unhandled.flush()
 
+    if getattr(args, "state", None) is not None:
+        if args.faults:
+            raise CliError("--faults and --state do not combine: faults are injected in memory")
+        return LocalHost(  # type: ignore[return-value]
+            app,
+            partitions=args.partitions,
+            state_dir=Path(args.state),
+            seed=args.seed,
+            on_unhandled=report,
+        )
     return Emulator(
         app,
         partitions=args.partitions,
@@ -617,6 +628,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emulator.add_argument(
         "--quiet", "-q", action="store_true", help="do not print application log lines"
+    )
+    emulator.add_argument(
+        "--state",
+        metavar="DIR",
+        help="durable mode: keep input logs and snapshots in DIR (real clock); a killed run "
+        "resumes where it stopped when started again with the same DIR",
     )
 
     run = commands.add_parser(
