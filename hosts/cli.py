@@ -31,6 +31,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
+from hosts.bench.runner import HOSTS, WORKLOADS, format_table, run_all, to_json
 from hosts.emulator import ALL_FAULTS, Emulator, EmulatorClient
 from hosts.emulator.local import LocalHost
 from reactive.app import App, Kind, OperationInfo, Schema
@@ -584,6 +585,31 @@ def cmd_list(args: argparse.Namespace) -> int:
 # -- the parser ----------------------------------------------------------------------------
 
 
+def _choices(text: str, allowed: Sequence[str], what: str) -> list[str]:
+    chosen = [item.strip() for item in text.split(",") if item.strip()]
+    for item in chosen:
+        if item not in allowed:
+            raise CliError(f"unknown {what} {item!r}; choose from {', '.join(allowed)}")
+    return chosen
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    workloads = _choices(args.workloads, WORKLOADS, "workload")
+    hosts = _choices(args.hosts, HOSTS, "host")
+    try:
+        partitions = [_positive_int(p) for p in args.partitions.split(",")]
+    except argparse.ArgumentTypeError as exc:
+        raise CliError(f"--partitions: {exc}") from None
+    results = run_all(workloads, hosts, partitions, args.n)
+    print(format_table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(to_json(results), indent=2) + "\n")
+    failed = [r for r in results if r.errors]
+    for r in failed:
+        print(f"{r.workload} on {r.host}: {r.errors} wrong results", file=sys.stderr)
+    return FAILED if failed else 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -662,6 +688,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait", action="store_true", help="print its result as JSON (or its error)"
     )
     start.set_defaults(handler=cmd_start)
+
+    bench = commands.add_parser(
+        "bench",
+        help="run the fixed benchmark workloads and print a table",
+        description="Run fixed workloads that verify their own results; a wrong result is "
+        "counted as an error and makes the command exit with status 1.",
+    )
+    bench.add_argument(
+        "--workloads", default=",".join(w for w in WORKLOADS), metavar="LIST",
+        help=f"comma-separated, from: {', '.join(WORKLOADS)}",
+    )
+    bench.add_argument(
+        "--hosts", default="emulator", metavar="LIST",
+        help=f"comma-separated, from: {', '.join(HOSTS)}",
+    )
+    bench.add_argument(
+        "--partitions", default="4", metavar="LIST", help="comma-separated counts (default: 4)"
+    )
+    bench.add_argument("-n", type=_positive_int, metavar="N", help="items per workload")
+    bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    bench.set_defaults(handler=cmd_bench)
 
     listing = commands.add_parser(
         "list", parents=[target], help="list the application's operations by kind"

@@ -127,8 +127,14 @@ class App:
     registers its state.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, keep_completed: int = 10_000) -> None:
+        """``keep_completed``: how many finished top-level instances each partition keeps
+        for status queries and idempotent starts; the oldest are forgotten first, so that
+        snapshots do not grow without bound."""
+        if keep_completed < 0:
+            raise errors.DefinitionError(f"keep_completed must be >= 0, got {keep_completed}")
         self.name = name
+        self.keep_completed = keep_completed
         self._affinities: dict[type[Affinity], AffinityInfo] = {}
         self._states: dict[type[State[Any]], StateInfo] = {}
         self._operations: dict[type[Operation], OperationInfo] = {}
@@ -343,6 +349,7 @@ class Schema:
         for builtin in builtin_ops.BUILTINS:
             app._operation_info(builtin)
         self.app_name = app.name
+        self.keep_completed = app.keep_completed
         self.operations: dict[type[Operation], OperationInfo] = dict(app._operations)
         self.by_name: dict[str, OperationInfo] = {i.name: i for i in self.operations.values()}
         self.states: dict[type[State[Any]], StateInfo] = dict(app._states)

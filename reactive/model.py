@@ -23,9 +23,6 @@ if TYPE_CHECKING:
     )
 
 R = TypeVar("R")
-S = TypeVar("S", bound="State[Any]")
-K = TypeVar("K", bound="Affinity")
-E = TypeVar("E", bound="Event")
 
 
 class _Model(BaseModel):
@@ -50,6 +47,11 @@ class Affinity(_Model):
             cls.__reactive_partition__ = partition
         if round_robin:
             cls.__reactive_round_robin__ = True
+
+
+# type variables are bound to classes defined above them: the pydantic mypy plugin cannot
+# defer forward references in bounds
+K = TypeVar("K", bound=Affinity)
 
 
 class SingletonAffinity(Affinity):
@@ -139,6 +141,9 @@ class State(_Model, Generic[K]):
 
     async def initialize(self, ctx: InitContext, key: Any) -> None:
         """Runs once when the instance is created; the triggering operation waits for it."""
+
+
+S = TypeVar("S", bound=State[Any])
 
 
 class Update(Operation, Generic[S, R]):

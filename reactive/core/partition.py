@@ -245,13 +245,19 @@ class Partition:
         if run.reply is None:
             record: dict[str, Any] = {"name": info.name, "status": "completed" if ok else "failed"}
             record["result" if ok else "error"] = payload
-            self.completed[run.instance_id] = record
+            self._remember(run.instance_id, record)
 
     def run_for(self, tag: str) -> Run | None:
         """The live run a reply, timer or activity result addressed by ``tag`` belongs to."""
         instance_id, sep, generation = tag.rpartition("~")
         run = self.runs.get(instance_id if sep and generation.isdigit() else tag)
         return run if run is not None and run.tag == tag else None
+
+    def _remember(self, instance_id: str, record: dict[str, Any]) -> None:
+        """Keep a finished instance's outcome; forget the oldest beyond the app's limit."""
+        self.completed[instance_id] = record
+        while len(self.completed) > self.schema.keep_completed:
+            del self.completed[next(iter(self.completed))]
 
     def _on_response(self, msg: m.Response) -> None:
         run = self.run_for(msg.instance_id)
@@ -283,9 +289,10 @@ class Partition:
         )
         self.reply(run.reply, False, error, "terminated orchestration")
         if run.reply is None:
-            self.completed[msg.instance_id] = {
-                "name": type(run.op).__name__, "status": "terminated", "error": error
-            }
+            self._remember(
+                msg.instance_id,
+                {"name": type(run.op).__name__, "status": "terminated", "error": error},
+            )
 
     def fork(self, op_id: str, op: Operation, reply: m.Reply) -> None:
         """Start ``op`` detached from its caller; ``reply`` hears when it completes."""

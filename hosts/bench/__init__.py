@@ -1,0 +1,1 @@
+"""Fixed benchmark workloads, each verifying its own results (``reactive bench``)."""
