@@ -250,12 +250,20 @@ class Router:
                 msg = m.from_wire(json.loads(json.dumps(m.to_wire(msg, schema))), schema)
                 self.now += 0.001
                 self.apply(self.parts[msg.dest].process(msg, self.now))
-            dues = [(p.next_due(), p.index) for p in self.parts if p.next_due() is not None]
+            dues = [(d, p.index) for p in self.parts if (d := p.next_due()) is not None]
             if not dues:
                 return
-            due, index = min(dues)  # type: ignore[type-var]
-            self.now = max(self.now, due)  # type: ignore[type-var]
+            due, index = min(dues)
+            self.now = max(self.now, due)
             self.apply(self.parts[index].process(m.Tick(index), self.now))
+
+    def cell(self, key: str) -> int | None:
+        """The value of the Cell at ``key``, read where it lives."""
+        skey = ("Cell", ("CellKey", json.dumps(key)))
+        owner = schema.owner(skey[1], len(self.parts))
+        assert all(skey not in p.states for p in self.parts if p.index != owner)
+        state = self.parts[owner].states.get(skey)
+        return state.value if isinstance(state, Cell) else None
 
     def status(self, iid: str) -> dict[str, Any] | None:
         return self.parts[schema.instance_owner(iid, len(self.parts))].instance_status(iid)
@@ -271,11 +279,7 @@ def test_partitions_cooperate_through_messages_only() -> None:
         assert status is not None and status["status"] == "completed"
     results = sorted(router.status(f"job{i}")["result"] for i in range(5))  # type: ignore[index]
     assert results[-1] == sum(n * n for n in range(1, 6))
-    owner = schema.owner(("CellKey", json.dumps("shared")), 3)
-    assert router.parts[owner].states[("Cell", ("CellKey", '"shared"'))].value == 55
-    assert all(
-        ("Cell", ("CellKey", '"shared"')) not in p.states for p in router.parts if p.index != owner
-    )
+    assert router.cell("shared") == 55
 
 
 def test_locked_orchestrations_across_partitions_complete() -> None:
@@ -287,12 +291,7 @@ def test_locked_orchestrations_across_partitions_complete() -> None:
             a, b = b, a
         router.submit(m.Start(schema.instance_owner(f"mv{i}", 4), f"mv{i}", Move(a=a, b=b)))
     assert all(router.status(f"mv{i}")["status"] == "completed" for i in range(12))  # type: ignore[index]
-    total = sum(
-        p.states[("Cell", ("CellKey", json.dumps(k)))].value
-        for k in keys
-        for p in router.parts
-        if ("Cell", ("CellKey", json.dumps(k))) in p.states
-    )
+    total = sum(router.cell(k) or 0 for k in keys)
     assert total == 0
     assert all(not p.queues for p in router.parts)  # every lock was released
 

@@ -161,7 +161,8 @@ def test_placement_is_stable_across_processes_with_different_hash_seeds() -> Non
     second = _placement_in_subprocess("987654")
     assert first == second
     local = json.loads(json.dumps(first))
-    assert local["keys"]["user-0"] == [owner(UserKey(user="user-0"), n) for n in (1, 2, 3, 4, 7, 16, 64)]
+    counts = (1, 2, 3, 4, 7, 16, 64)
+    assert local["keys"]["user-0"] == [owner(UserKey(user="user-0"), n) for n in counts]
     assert local["instances"]["user-7"] == [
         schema().instance_owner("user-7", n) for n in (2, 4, 16)
     ]

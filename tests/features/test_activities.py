@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import BaseModel
@@ -140,25 +140,49 @@ class CallsBadResult(Orchestration[str]):
         return "no error"
 
 
+class SlowFirst(Activity[int]):
+    """Exceeds its time limit on the first attempt only."""
+
+    time_limit: ClassVar[float | None] = 0.2
+
+    def execute(self, ctx: ActivityContext) -> int:
+        if ctx.attempt == 1:
+            time.sleep(1.0)
+        return ctx.attempt
+
+
+class RetriesTimeout(Orchestration[int]):
+    async def execute(self, ctx: OrchestrationContext) -> int:
+        return await ctx.perform(SlowFirst(), retry=RetryPolicy(max_attempts=2, first_delay=1))
+
+
+class CappedBackoff(Orchestration[list[float]]):
+    async def execute(self, ctx: OrchestrationContext) -> list[float]:
+        before = ctx.now().timestamp()
+        policy = RetryPolicy(max_attempts=4, first_delay=100, backoff=10, max_delay=150)
+        attempt = await ctx.perform(Flaky(succeed_on=4), retry=policy)
+        return [attempt, ctx.now().timestamp() - before]
+
+
 app = App("activities")
 app.register(
     Flaky, FlakyByDefault, RetryFlaky, NoRetry, DefaultRetry, Snail, AsyncSnail, Limited,
-    AsyncAdd, AddPoints, BadResult, CallsBadResult,
+    AsyncAdd, AddPoints, BadResult, CallsBadResult, SlowFirst, RetriesTimeout, CappedBackoff,
 )
 
 
 def test_retry_fails_twice_then_succeeds_with_durable_backoff() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         return client.wait(client.start(RetryFlaky(succeed_on=3, attempts=5), instance_id="r"))
 
-    attempt, waited = fault_free_and_faulty(app, scenario)  # type: ignore[misc]
+    attempt, waited = fault_free_and_faulty(app, scenario)
     assert attempt == 3
     assert waited >= 5 + 15  # first_delay, then first_delay * backoff
 
 
 def test_exhausted_retries_raise_the_last_error() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         iid = client.start(RetryFlaky(succeed_on=10, attempts=3), instance_id="r")
         with pytest.raises(ConnectionError) as info:
@@ -214,7 +238,7 @@ def test_activity_within_its_time_limit_succeeds(use_async: bool) -> None:
 
 
 def test_async_activities_return_typed_results() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         return client.wait(client.start(AddPoints(), instance_id="points"))
 
@@ -230,3 +254,15 @@ def test_activity_logs_reach_the_host() -> None:
 def test_unserializable_result_fails_the_call() -> None:
     client = Emulator(app, partitions=2).client()
     assert client.perform(CallsBadResult()) == "ReactiveError"
+
+
+def test_a_timed_out_attempt_is_retried() -> None:
+    client = Emulator(app, partitions=2).client()
+    assert client.perform(RetriesTimeout()) == 2
+
+
+def test_backoff_delays_are_capped_by_max_delay() -> None:
+    client = Emulator(app, partitions=2).client()
+    attempt, waited = client.perform(CappedBackoff())
+    assert attempt == 4
+    assert 100 + 150 + 150 <= waited < 100 + 150 + 150 + 5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from hosts.emulator import Emulator
@@ -11,8 +13,8 @@ from reactive import (
     Event,
     Orchestration,
     OrchestrationContext,
-    Read,
     ReactiveError,
+    Read,
     ReadContext,
     State,
     SubscriptionContext,
@@ -82,7 +84,8 @@ class CountOnce(Orchestration[str]):
 
 class WaitsForever(Orchestration[str]):
     async def execute(self, ctx: OrchestrationContext) -> str:
-        return await ctx.wait_for_event("never")
+        value: str = await ctx.wait_for_event("never")
+        return value
 
 
 class Fails(Orchestration[None]):
@@ -122,10 +125,24 @@ class Bumper(Orchestration[int]):
         return total
 
 
+class WaitingChild(Orchestration[str]):
+    async def execute(self, ctx: OrchestrationContext) -> str:
+        value: str = await ctx.wait_for_event("never")
+        return value
+
+
+class ParentOfWaiter(Orchestration[str]):
+    async def execute(self, ctx: OrchestrationContext) -> str:
+        try:
+            return await ctx.perform(WaitingChild())
+        except TerminatedError as exc:
+            return f"child terminated: {exc}"
+
+
 app = App("client")
 app.register(
     Tally, AddTally, RejectTally, GetTally, GetLog, CountOnce, WaitsForever, Fails, Holder,
-    NextInLine, Bumper,
+    NextInLine, Bumper, ParentOfWaiter, WaitingChild,
 )
 
 
@@ -133,7 +150,7 @@ app.register(
 
 
 def test_start_with_the_same_instance_id_twice_is_idempotent() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         first = client.start(CountOnce(tally="idem", label="first"), instance_id="once")
         second = client.start(CountOnce(tally="idem", label="second"), instance_id="once")
@@ -153,6 +170,18 @@ def test_start_without_an_instance_id_generates_distinct_ids() -> None:
     assert len(ids) == 5
     assert sorted(client.wait(i) for i in ids) == ["0", "1", "2", "3", "4"]
     assert client.perform(GetTally(tally="gen")) == 5
+
+
+@pytest.mark.parametrize(
+    "instance_id", ["7", "job~1", "a~2~3", "x~", "a#1", "p:0", "é ü", "with/slash", "init/x"]
+)
+def test_any_instance_id_works(instance_id: str) -> None:
+    client = Emulator(app, partitions=3).client()
+    iid = client.start(Bumper(tally=f"ids-{instance_id}", times=2), instance_id=instance_id)
+    assert iid == instance_id
+    assert client.wait(iid) == 2
+    status = client.status(iid)
+    assert status is not None and status.status == "completed"
 
 
 # -- status ---------------------------------------------------------------------------------------
@@ -199,7 +228,7 @@ def test_status_failed_carries_the_error() -> None:
 
 
 def test_terminate_a_waiting_orchestration() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         iid = client.start(WaitsForever(), instance_id="forever")
         while em.step():
@@ -221,7 +250,7 @@ def test_terminate_a_waiting_orchestration() -> None:
 
 
 def test_terminate_releases_the_locks_it_holds() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         holder = client.start(Holder(tally="locked"), instance_id="holder")
         while em.step():
@@ -237,6 +266,46 @@ def test_terminate_releases_the_locks_it_holds() -> None:
         return result, client.perform(GetLog(tally="locked"))
 
     assert fault_free_and_faulty(app, scenario) == ("next done", ["holder", "next"])
+
+
+def test_terminate_an_orchestration_waiting_for_a_lock() -> None:
+    def scenario(em: Emulator) -> Any:
+        client = em.client()
+        client.start(Holder(tally="queue"), instance_id="holder")
+        while em.step():
+            pass
+        client.start(NextInLine(tally="queue"), instance_id="queued")
+        while em.step():
+            pass
+        client.terminate("queued", "changed my mind")
+        while em.step():
+            pass
+        client.raise_event("holder", "release")
+        assert client.wait("holder") == "holder done"
+        with pytest.raises(TerminatedError):
+            client.wait("queued")
+        later = client.start(NextInLine(tally="queue"), instance_id="later")
+        return client.wait(later), client.perform(GetLog(tally="queue"))
+
+    assert fault_free_and_faulty(app, scenario) == ("next done", ["holder", "next"])
+
+
+def test_terminating_a_child_raises_terminated_error_in_the_awaiting_parent() -> None:
+    def scenario(em: Emulator) -> Any:
+        client = em.client()
+        parent = client.start(ParentOfWaiter(), instance_id="parent")
+        while em.step():
+            pass
+        children = [
+            iid for p in em.parts for iid, run in p.runs.items() if type(run.op) is WaitingChild
+        ]
+        assert len(children) == 1
+        client.terminate(children[0], "enough")
+        return client.wait(parent)
+
+    result = fault_free_and_faulty(app, scenario)
+    assert isinstance(result, str)
+    assert result.startswith("child terminated: ") and "enough" in result
 
 
 def test_a_waiting_orchestration_cannot_make_progress_without_its_event() -> None:
@@ -261,7 +330,7 @@ def test_terminate_a_completed_instance_changes_nothing() -> None:
 
 
 def test_client_perform_of_update_read_event_orchestration() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         results = [
             client.perform(AddTally(tally="p", amount=5)),
@@ -283,7 +352,7 @@ def test_client_perform_raises_the_operations_error() -> None:
 
 
 def test_client_fork_of_update_event_orchestration() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         client.fork(AddTally(tally="f", amount=1))
         client.fork(Tallied(tally="f", amount=10))
@@ -303,3 +372,28 @@ def test_client_fork_errors_go_to_the_unhandled_hook() -> None:
     em.run()
     assert any("rejects updates" in line for line in seen)
     assert seen == em.unhandled
+
+
+# -- retention of finished instances ------------------------------------------------------------
+
+
+class Quick(Orchestration[int]):
+    n: int
+
+    async def execute(self, ctx: OrchestrationContext) -> int:
+        return self.n
+
+
+def test_finished_instances_beyond_keep_completed_are_forgotten_not_pending() -> None:
+    small = App("retention", keep_completed=2)
+    small.register(Quick)
+    em = Emulator(small, partitions=1)
+    client = em.client()
+    ids = [client.start(Quick(n=i), instance_id=f"q{i}") for i in range(4)]
+    em.run()
+    for iid, n in zip(ids[2:], (2, 3), strict=True):
+        status = client.status(iid)
+        assert status is not None and status.status == "completed" and status.result == n
+    forgotten = client.status("q0")
+    # its outcome is gone, but it did run: it must not be reported as not yet started
+    assert forgotten is None or forgotten.status not in ("pending", "running")

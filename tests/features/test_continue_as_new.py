@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from hosts.emulator import Emulator
 from reactive import (
     Activity,
     ActivityContext,
+    Affinity,
     App,
     Orchestration,
     OrchestrationContext,
+    Read,
+    ReadContext,
+    State,
+    TerminatedError,
+    Update,
+    UpdateContext,
 )
 from tests.features._support import fault_free_and_faulty, instance_owner
 
@@ -64,8 +75,55 @@ class EventLoop(Orchestration[list[str]]):
         ctx.continue_as_new(EventLoop(seen=[*self.seen, item], want=self.want))
 
 
+class Forever(Orchestration[None]):
+    generation: int = 0
+
+    async def execute(self, ctx: OrchestrationContext) -> None:
+        await ctx.sleep(10)
+        ctx.continue_as_new(Forever(generation=self.generation + 1))
+
+
+class LockKey(Affinity):
+    lock: str
+
+
+class Cell(State[LockKey]):
+    notes: list[str] = []
+
+
+class Note(LockKey, Update[Cell, None], create=True):
+    text: str
+
+    def execute(self, ctx: UpdateContext[Cell]) -> None:
+        ctx.state.notes.append(self.text)
+
+
+class Notes(LockKey, Read[Cell, list[str]]):
+    def execute(self, ctx: ReadContext[Cell]) -> list[str]:
+        return list(ctx.state.notes)
+
+
+class LockedLoop(LockKey, Orchestration[int], lock=True):
+    """Holds its key during each generation; continues as new with the lock re-acquired."""
+
+    generation: int = 0
+
+    async def execute(self, ctx: OrchestrationContext) -> int:
+        if self.generation == 4:
+            return self.generation
+        await ctx.perform(Note(lock=self.lock, text=f"start {self.generation}"))
+        await ctx.sleep(10)
+        await ctx.perform(Note(lock=self.lock, text=f"end {self.generation}"))
+        ctx.continue_as_new(LockedLoop(lock=self.lock, generation=self.generation + 1))
+
+
+class Intruder(LockKey, Orchestration[None], lock=True):
+    async def execute(self, ctx: OrchestrationContext) -> None:
+        await ctx.perform(Note(lock=self.lock, text="intruder"))
+
+
 app = App("continue-as-new")
-app.register(Counter, Increment, Guarded, EventLoop)
+app.register(Counter, Increment, Guarded, EventLoop, Forever, LockedLoop, Intruder, Notes, Note)
 
 
 def _run_tracking_history(em: Emulator, iid: str) -> tuple[int, int, set[int]]:
@@ -105,7 +163,7 @@ def test_counter_continues_as_new_and_keeps_a_small_history() -> None:
 
 
 def test_counter_result_is_identical_under_faults() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         iid = client.start(Counter(limit=15), instance_id="counter")
         result = client.wait(iid)
@@ -137,7 +195,7 @@ def test_status_stays_running_between_generations_and_ends_completed() -> None:
 
 
 def test_continue_as_new_is_not_swallowed_by_except_exception() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         return client.wait(client.start(Guarded(), instance_id="guarded"))
 
@@ -145,7 +203,7 @@ def test_continue_as_new_is_not_swallowed_by_except_exception() -> None:
 
 
 def test_unconsumed_events_carry_over_to_the_next_generation() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         iid = client.start(EventLoop(want=3), instance_id="events")
         while em.step():
@@ -155,3 +213,39 @@ def test_unconsumed_events_carry_over_to_the_next_generation() -> None:
         return client.wait(iid)
 
     assert fault_free_and_faulty(app, scenario) == ["a", "b", "c"]
+
+
+def test_an_eternal_loop_can_be_terminated() -> None:
+    def scenario(em: Emulator) -> Any:
+        client = em.client()
+        iid = client.start(Forever(), instance_id="forever")
+        start = em.now()
+        em.run(until=lambda: em.now() > start + 500)  # about 50 generations
+        status = client.status(iid)
+        assert status is not None and status.status == "running"
+        client.terminate(iid, "stop looping")
+        with pytest.raises(TerminatedError, match="stop looping"):
+            client.wait(iid)
+        em.run()  # nothing is left: no timer of the loop survives
+        return em.next_due()
+
+    assert fault_free_and_faulty(app, scenario) is None
+
+
+def test_a_locked_loop_holds_its_key_during_each_generation() -> None:
+    def scenario(em: Emulator) -> Any:
+        client = em.client()
+        loop = client.start(LockedLoop(lock="k"), instance_id="loop")
+        while em.step():
+            pass
+        intruder = client.start(Intruder(lock="k"), instance_id="intruder")
+        client.wait(intruder)
+        result = client.wait(loop)
+        return result, client.perform(Notes(lock="k"))
+
+    result, notes = fault_free_and_faulty(app, scenario)
+    assert result == 4
+    without_intruder = [n for n in notes if n != "intruder"]
+    assert without_intruder == [f"{w} {g}" for g in range(4) for w in ("start", "end")]
+    position = notes.index("intruder")
+    assert position % 2 == 0  # between generations, never inside one

@@ -57,7 +57,7 @@ def _waiting(em: Emulator) -> None:
 
 
 def test_event_raised_after_the_wait() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         iid = client.start(Approval(), instance_id="approval")
         _waiting(em)
@@ -70,7 +70,7 @@ def test_event_raised_after_the_wait() -> None:
 
 
 def test_event_raised_before_the_instance_starts() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         client.raise_event("early", "approved", "first")
         em.run()
@@ -81,7 +81,7 @@ def test_event_raised_before_the_instance_starts() -> None:
 
 
 def test_events_raised_before_the_wait_are_buffered_in_order() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         iid = client.start(SleepThenWait(), instance_id="buffered")
         _waiting(em)  # now it sleeps; it is not waiting for events yet
@@ -96,7 +96,7 @@ def test_events_raised_before_the_wait_are_buffered_in_order() -> None:
 
 
 def test_events_of_the_same_name_are_consumed_in_arrival_order() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         iid = client.start(Collector(count=5), instance_id="collector")
         for i in range(5):
@@ -108,7 +108,7 @@ def test_events_of_the_same_name_are_consumed_in_arrival_order() -> None:
 
 
 def test_timeout_pattern_times_out_without_the_event() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         return client.wait(client.start(WithTimeout(seconds=30), instance_id="t"))
 
@@ -116,7 +116,7 @@ def test_timeout_pattern_times_out_without_the_event() -> None:
 
 
 def test_timeout_pattern_takes_the_event_when_it_comes_first() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         iid = client.start(WithTimeout(seconds=30), instance_id="t")
         _waiting(em)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hosts.emulator import Emulator
 from reactive import (
     Activity,
@@ -302,7 +304,7 @@ def test_an_uncaught_discipline_error_fails_the_orchestration_and_releases_its_l
 
 
 def test_what_a_lock_holder_may_do() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         client.perform(Deposit(account="b", amount=0))
         return client.perform(Allowed(a="a", b="b"))
@@ -322,14 +324,14 @@ def test_opposite_lock_orders_never_deadlock() -> None:
     a = key_on(app, AccountKey, 0, 4, "a")
     b = key_on(app, AccountKey, 3, 4, "b")
 
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         client.perform(Deposit(account=a, amount=100))
         client.perform(Deposit(account=b, amount=100))
         results = client.wait(client.start(ManyTransfers(a=a, b=b, count=30), instance_id="many"))
         return results, client.perform(Balance(account=a)), client.perform(Balance(account=b))
 
-    results, balance_a, balance_b = fault_free_and_faulty(app, scenario)  # type: ignore[misc]
+    results, balance_a, balance_b = fault_free_and_faulty(app, scenario)
     assert results == [True] * 30
     assert balance_a + balance_b == 200
 
@@ -349,7 +351,7 @@ def test_opposite_lock_orders_from_many_clients_never_deadlock() -> None:
 
 
 def test_transfer_to_the_same_account_works() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         client.perform(Deposit(account="self", amount=10))
         ok = client.perform(Transfer(src="self", dst="self", amount=7))
@@ -359,7 +361,7 @@ def test_transfer_to_the_same_account_works() -> None:
 
 
 def test_locks_are_mutually_exclusive() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         client.perform(Deposit(account="counter", amount=0))
         ids = [client.start(Increment(account="counter"), instance_id=f"inc{i}") for i in range(12)]
@@ -477,3 +479,43 @@ def test_abandoning_a_locked_child_keeps_mutual_exclusion() -> None:
     em.run()
     notes = client.perform(Notes(account="k"))
     assert _critical_section_is_not_interleaved(notes), notes
+
+
+class BusyInner(AccountKey, Orchestration[str], lock=True):
+    """Inside its caller's lock, writes many times in a row."""
+
+    async def execute(self, ctx: OrchestrationContext) -> str:
+        for i in range(30):
+            await ctx.perform(Note(account=self.account, text=f"inner {i}"))
+        return "inner"
+
+
+class ImpatientOuter(AccountKey, Orchestration[str], lock=True):
+    async def execute(self, ctx: OrchestrationContext) -> str:
+        inner = ctx.perform(BusyInner(account=self.account))
+        timer = ctx.sleep(0.005)  # a few deliveries of virtual time
+        winner = await ctx.any(inner, timer)
+        return "gave up" if winner is timer else "inner finished"
+
+
+nested.register(BusyInner, ImpatientOuter)
+
+
+def test_writes_in_flight_from_an_abandoned_child_never_enter_the_next_critical_section() -> None:
+    partitions = 4
+    schema = nested.compile()
+    busy = {schema.instance_owner(i, partitions) for i in ("outer", "outer:1", "critical")}
+    account = key_on(nested, AccountKey, min(set(range(partitions)) - busy), partitions, "k")
+    gave_up = 0
+    for seed in range(30):
+        em = Emulator(nested, partitions=partitions, seed=seed)
+        client = em.client()
+        client.perform(Note(account=account, text="created"))
+        outer = client.start(ImpatientOuter(account=account), instance_id="outer")
+        critical = client.start(Critical(account=account), instance_id="critical")
+        gave_up += client.wait(outer) == "gave up"
+        assert client.wait(critical) == "critical"
+        em.run()
+        notes = client.perform(Notes(account=account))
+        assert _critical_section_is_not_interleaved(notes), (seed, notes)
+    assert gave_up > 0  # the scenario really abandoned a busy child

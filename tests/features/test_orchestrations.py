@@ -4,6 +4,7 @@ finish(); errors travelling to the awaiting caller with their type; misuse."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -348,9 +349,10 @@ class AwaitsWrongResults(Orchestration[list[str]]):
         seen = []
         for op in (WrongResult(), WrongActivityResult()):
             try:
-                await ctx.perform(op)  # type: ignore[call-overload]
+                await ctx.perform(op)
             except ReactiveError as exc:
-                seen.append(f"ReactiveError naming {type(op).__name__}: {type(op).__name__ in str(exc)}")
+                name = type(op).__name__
+                seen.append(f"ReactiveError naming {name}: {name in str(exc)}")
             except Exception as exc:
                 seen.append(f"{type(exc).__name__}")
         return seen
@@ -400,7 +402,7 @@ app.register(
 
 
 def test_perform_every_kind_of_operation() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         return em.client().perform(PerformEverything(box="b1"))
 
     result = fault_free_and_faulty(app, scenario)
@@ -414,24 +416,24 @@ def test_perform_every_kind_of_operation() -> None:
 
 
 def test_sub_orchestration_results_nest() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         return em.client().perform(Grandparent())
 
     assert fault_free_and_faulty(app, scenario) == [3, 70]
 
 
 def test_fork_every_kind_then_finish_waits_for_all_of_them() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         return em.client().perform(ForkEverything(box="f1"))
 
     result = fault_free_and_faulty(app, scenario)
     assert isinstance(result, dict)
-    assert sorted(result["items"]) == ["orchestration", "update"]  # type: ignore[arg-type]
+    assert sorted(result["items"]) == ["orchestration", "update"]
     assert result["noted"] == ["event"]
 
 
 def test_schedule_runs_each_operation_after_its_delay() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         started = em.now()
         finished_at = client.perform(ScheduleEverything(box="s1"))
@@ -470,7 +472,7 @@ def test_scheduled_operations_have_not_run_before_their_delay() -> None:
 
 
 def test_futures_can_be_awaited_later_and_in_any_order() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         return em.client().perform(LaterAwait())
 
     assert fault_free_and_faulty(app, scenario) == [4, 2]
@@ -480,14 +482,14 @@ def test_futures_can_be_awaited_later_and_in_any_order() -> None:
 
 
 def test_all_returns_every_result_in_argument_order() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         return em.client().perform(AllOk())
 
     assert fault_free_and_faulty(app, scenario) == [1, 3, 5, 7, 9]
 
 
 def test_all_raises_the_first_failure_in_argument_order() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         return em.client().perform(AllFails())
 
     assert fault_free_and_faulty(app, scenario) == "first in argument order: only 3 left"
@@ -518,7 +520,7 @@ def test_any_resolves_with_the_first_future() -> None:
 def test_errors_reach_the_awaiting_orchestration_with_their_type(
     source: str, kind: str, expected: str
 ) -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         return em.client().perform(CatchFrom(source=source, kind=kind))
 
     assert fault_free_and_faulty(app, scenario, fault_seeds=(1, 2)) == expected
@@ -526,7 +528,8 @@ def test_errors_reach_the_awaiting_orchestration_with_their_type(
 
 def test_an_update_that_raises_keeps_its_change() -> None:
     client = Emulator(app, partitions=2).client()
-    assert client.perform(CatchFrom(source="update", kind="")) == "InsufficientFunds: update says no"
+    result = client.perform(CatchFrom(source="update", kind=""))
+    assert result == "InsufficientFunds: update says no"
     assert client.perform(Items(box="failing")) == ["before-failure"]
 
 
@@ -586,13 +589,13 @@ def test_awaiting_a_foreign_future_fails_with_misuse_error() -> None:
 
 
 def test_fork_failures_go_to_the_unhandled_hook_and_finish_still_resolves() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         result = client.wait(client.start(ForksFailures(), instance_id="forks"))
         em.run()
         return result, sorted(em.unhandled), client.perform(Items(box="forked-ok"))
 
-    result, unhandled, items = fault_free_and_faulty(app, scenario)  # type: ignore[misc]
+    result, unhandled, items = fault_free_and_faulty(app, scenario)
     assert result == "finished"
     assert items == ["ok"]
     assert len(unhandled) == 3

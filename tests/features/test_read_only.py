@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from hosts.emulator import Emulator
@@ -105,7 +107,7 @@ app.register(AddBook, CountBooks, Lookup, Writer, CountAll, Summary, TriesTo, Sh
 
 
 def test_read_only_orchestrations_read_and_call_read_only_orchestrations() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         for shelf, n in (("a", 2), ("b", 3)):
             for _ in range(n):

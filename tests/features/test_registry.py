@@ -213,7 +213,8 @@ def test_duplicate_names_across_kinds_are_rejected() -> None:
 def test_registering_the_same_class_twice_is_harmless() -> None:
     app = App("t")
     app.register(Bump)
-    app.register(Bump, GoodState)
+    app.register(Bump)
+    app.register(GoodState)
     assert Emulator(app, partitions=2).client().perform(Bump(good="g")) == 1
 
 

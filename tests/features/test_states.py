@@ -116,7 +116,7 @@ def test_nested_reads_and_updates_run_synchronously_on_the_same_instance() -> No
 
 
 def test_updates_from_one_caller_apply_in_fifo_order_per_key() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         return client.wait(client.start(AppendInOrder(note="fifo", count=20), instance_id="f"))
 
@@ -191,7 +191,7 @@ init_app.register(Wallet, Spend, Journal, Inits, Welcome, ConcurrentSpends, Gran
 
 
 def test_initializer_runs_once_before_the_triggering_update_and_may_call_activities() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         first = client.perform(Spend(wallet="vip-1", amount=1))
         second = client.perform(Spend(wallet="vip-1", amount=2))
@@ -205,7 +205,7 @@ def test_initializer_runs_once_before_the_triggering_update_and_may_call_activit
 
 
 def test_concurrent_operations_on_a_new_state_wait_for_one_initializer() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         spends = client.wait(client.start(ConcurrentSpends(wallet="w"), instance_id="cs"))
         return sorted(spends), client.perform(Inits(wallet="w"))
@@ -214,7 +214,7 @@ def test_concurrent_operations_on_a_new_state_wait_for_one_initializer() -> None
 
 
 def test_initializer_runs_before_the_event_handler_that_creates_the_state() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         client.perform(Granted(wallet="vip-ev", amount=7))
         return client.perform(Journal(wallet="vip-ev")), client.perform(Inits(wallet="vip-ev"))
@@ -234,6 +234,32 @@ def test_reads_of_a_state_being_initialized_wait_for_it() -> None:
     iid = client.start(ConcurrentSpends(wallet="racing"))
     assert sorted(client.wait(iid)) == [4, 5, 6, 7, 8]
     assert client.perform(Inits(wallet="racing")) == 1
+
+
+class ExistsAfterOwnEvent(WalletKey, Orchestration[list[Any]], lock=True):
+    """A lock holder creates a state with an event, then asks whether it exists."""
+
+    async def execute(self, ctx: OrchestrationContext) -> list[Any]:
+        before = await ctx.state_exists(Wallet, WalletKey(wallet=self.wallet))
+        await ctx.perform(Granted(wallet=self.wallet, amount=1))
+        after = await ctx.state_exists(Wallet, WalletKey(wallet=self.wallet))
+        journal = await ctx.perform(Journal(wallet=self.wallet))
+        return [before, after, journal]
+
+
+init_app.register(ExistsAfterOwnEvent)
+
+
+def test_a_lock_holder_sees_the_state_its_own_event_created() -> None:
+    def scenario(em: Emulator) -> Any:
+        client = em.client()
+        return client.perform(ExistsAfterOwnEvent(wallet="new"))
+
+    assert fault_free_and_faulty(init_app, scenario) == [
+        False,
+        True,
+        ["init new 10", "granted 1 on top of 10"],
+    ]
 
 
 # -- events across partitions -------------------------------------------------------------------
@@ -326,7 +352,7 @@ def test_an_event_creates_missing_states_at_every_key_across_partitions() -> Non
     src = key_on(events, AccountKey, 0, 4, "src")
     dst = key_on(events, AccountKey, 3, 4, "dst")
 
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         with pytest.raises(StateNotFoundError):
             client.perform(Balance(account=src))
@@ -345,13 +371,13 @@ def test_events_apply_atomically_across_partitions() -> None:
     a = key_on(events, AccountKey, 1, 4, "a")
     b = key_on(events, AccountKey, 2, 4, "b")
 
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         client.perform(Moved(src=a, dst=b, amount=0))  # create both
         audits = client.wait(client.start(MoveAndAudit(a=a, b=b, rounds=12), instance_id="ma"))
         return audits, client.perform(Moves(account=a))
 
-    audits, moves = fault_free_and_faulty(events, scenario)  # type: ignore[misc]
+    audits, moves = fault_free_and_faulty(events, scenario)
     assert audits == [0] * 12
     assert moves == 13
 
@@ -425,13 +451,13 @@ def test_a_failing_subscriber_is_reported_and_others_still_apply() -> None:
 
 
 def test_subscriber_errors_are_reported_once_under_faults() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         client.perform(Rang(bell="b", times=1))
         client.perform(Rang(bell="b", times=1))
         return client.perform(HappyRung(bell="b")), sorted(em.unhandled)
 
-    (rung, unhandled) = fault_free_and_faulty(bells, scenario)  # type: ignore[misc]
+    (rung, unhandled) = fault_free_and_faulty(bells, scenario)
     assert rung == [2, 2]
     assert len(unhandled) == 4
 
@@ -550,7 +576,7 @@ echoes.register(Echo, Hear, Heard, Shouted)
 
 
 def test_handlers_and_updates_can_fork_operations() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         client.perform(Shouted(echo="a"))
         client.perform(Hear(echo="b", text="relay"))
@@ -597,3 +623,12 @@ def test_an_initializer_may_not_touch_other_states() -> None:
     assert client.perform(Meddle(meddler="m")).startswith("refused: ")
     with pytest.raises(StateNotFoundError):
         client.perform(Heard(echo="victim"))
+
+
+@pytest.mark.parametrize("key", ["1", "a~5", 'q"uote', "é", "", "a/b:c#d"])
+def test_any_string_key_works_with_an_initializer(key: str) -> None:
+    def scenario(em: Emulator) -> Any:
+        client = em.client()
+        return client.perform(Spend(wallet=key, amount=1)), client.perform(Inits(wallet=key))
+
+    assert fault_free_and_faulty(init_app, scenario, fault_seeds=(1,)) == (9, 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -44,7 +45,7 @@ class SleepsUntil(Orchestration[list[float]]):
 
 class NaiveSleep(Orchestration[None]):
     async def execute(self, ctx: OrchestrationContext) -> None:
-        await ctx.sleep_until(datetime(2030, 1, 1))  # noqa: DTZ001 - deliberately naive
+        await ctx.sleep_until(datetime(2030, 1, 1))  # deliberately naive
 
 
 class NegativeSleep(Orchestration[None]):
@@ -113,8 +114,8 @@ class Ticker(Orchestration[int]):
 
 app = App("timers")
 app.register(
-    Sleeper, SleepsUntil, NaiveSleep, NegativeSleep, Sequence, StampNow, Scheduler, ReadStamps, Stamp,
-    Ticker,
+    Sleeper, SleepsUntil, NaiveSleep, NegativeSleep, Sequence, StampNow, Scheduler, ReadStamps,
+    Stamp, Ticker,
 )
 
 
@@ -135,7 +136,7 @@ def test_a_year_of_daily_timers_finishes_quickly() -> None:
 
 
 def test_sleep_results_survive_faults() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         before, after = client.wait(client.start(Sleeper(seconds=600), instance_id="s"))
         return after - before >= 600
@@ -169,7 +170,7 @@ def test_negative_sleep_is_rejected() -> None:
 
 
 def test_timers_fire_in_due_order() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         return client.wait(client.start(Sequence(), instance_id="seq"))
 
@@ -177,7 +178,7 @@ def test_timers_fire_in_due_order() -> None:
 
 
 def test_schedule_forks_after_the_delay() -> None:
-    def scenario(em: Emulator) -> object:
+    def scenario(em: Emulator) -> Any:
         client = em.client()
         scheduled_at = client.wait(
             client.start(Scheduler(clock="c", delays=[300, 60, 3600]), instance_id="sched")

@@ -1,0 +1,14 @@
+"""Reports how many random schedules the host-loop sweep ran."""
+
+from __future__ import annotations
+
+from _pytest.terminal import TerminalReporter
+
+
+def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
+    from .test_schedules import RAN
+
+    if RAN["schedules"]:
+        terminalreporter.write_line(
+            f"hostloop: {RAN['schedules']:,} random schedules ran, {RAN['failed']:,} failed"
+        )
