@@ -90,6 +90,9 @@ class Emulator:
 
     # -- driving ---------------------------------------------------------------------------
 
+    def has_pending_input(self) -> bool:
+        return any(self._channels.values())
+
     def new_instance_id(self) -> str:
         return uuid.UUID(int=self._ids.getrandbits(128), version=4).hex
 

@@ -100,6 +100,9 @@ class LocalHost:
     def partition(self, index: int) -> Partition:
         return self.loop.partition(index)
 
+    def has_pending_input(self) -> bool:
+        return any(self.loop.has_input(p) for p in range(self.count))
+
     def new_instance_id(self) -> str:
         return uuid.UUID(int=self._ids.getrandbits(128), version=4).hex
 

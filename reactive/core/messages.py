@@ -29,6 +29,7 @@ class Start:
     op: Operation
     reply: Reply | None = None
     lock_keys: tuple[PKey, ...] | None = None  # set when the caller already holds them
+    holder: str | None = None  # then: the id of the lock the caller holds
 
 
 @dataclass(slots=True)
@@ -53,6 +54,7 @@ class LocalOp:
     key: PKey
     reply: Reply | None = None
     locked: bool = False  # the caller holds the key: bypass the queue
+    holder: str | None = None  # the id of the lock the caller holds
 
 
 @dataclass(slots=True)
@@ -61,6 +63,7 @@ class Exists:
     state: str
     key: PKey
     reply: Reply
+    holder: str | None = None
 
 
 @dataclass(slots=True)
@@ -100,6 +103,7 @@ class Commit:
     event: Event
     keys: tuple[PKey, ...]
     locked: bool = False  # applied inside the caller's lock: no queue entry to release
+    holder: str | None = None  # then: the id of that lock
 
 
 @dataclass(slots=True)

@@ -62,6 +62,7 @@ class Run:
         lock_keys: tuple[PKey, ...] | None = None,
         lock_mode: str | None = None,
         init: tuple[StateInfo, PKey] | None = None,
+        holder: str | None = None,
     ) -> None:
         self.partition = partition
         self.instance_id = instance_id
@@ -69,6 +70,7 @@ class Run:
         self.reply = reply
         self.lock_keys = lock_keys  # keys held (for the discipline checks)
         self.lock_mode = lock_mode  # "acquire" (we take the locks) or "caller" (caller holds)
+        self.caller_holder = holder  # in "caller" mode: the id of the caller's lock
         self.init = init
         self.init_state: State[Any] | None = None
         # persisted history
@@ -112,6 +114,8 @@ class Run:
         if self.lock_keys is not None:
             data["lock_keys"] = self.lock_keys
             data["lock_mode"] = self.lock_mode
+            if self.caller_holder is not None:
+                data["holder"] = self.caller_holder
         if self.init is not None:
             data["init"] = [self.init[0].name, self.init[1]]
         return data
@@ -134,6 +138,7 @@ class Run:
             lock_keys=tuple((k[0], k[1]) for k in lock_keys) if lock_keys is not None else None,
             lock_mode=data.get("lock_mode"),
             init=init,
+            holder=data.get("holder"),
         )
         run.calls = data["calls"]
         run.responses = data["responses"]
@@ -226,6 +231,13 @@ class Run:
         """The instance id plus its continue-as-new generation: what replies, timers and
         child ids are keyed by, so that answers meant for an earlier generation are ignored."""
         return self.instance_id if not self.generation else f"{self.instance_id}~{self.generation}"
+
+    @property
+    def holder(self) -> str | None:
+        """The id of the lock this run's critical section holds (None outside one)."""
+        if self.lock_mode == "acquire":
+            return f"{self.tag}#0"
+        return self.caller_holder
 
     @property
     def name(self) -> str:
@@ -372,7 +384,9 @@ class Run:
         elif info.kind is Kind.ORCHESTRATION:
             child = f"{self.tag}:{index}"
             lock_keys = schema.lock_keys(op) if self.lock_keys is not None else None
-            self.partition.send_start(child, op, reply, lock_keys)  # type: ignore[arg-type]
+            self.partition.send_start(
+                child, op, reply, lock_keys, self.holder  # type: ignore[arg-type]
+            )
         elif info.kind is Kind.ACTIVITY:
             assert isinstance(op, Activity)
             policy = retry or type(op).retry
@@ -388,6 +402,7 @@ class Run:
                     key,
                     reply,
                     locked,
+                    self.holder,
                 )
             )
         return future
@@ -400,7 +415,9 @@ class Run:
             # inside our critical section: apply directly, no lock chain; messages from us to
             # each owner are FIFO, so our later calls observe the event
             if not replayed:
-                self.partition.send_commits(f"{self.tag}#{index}", event, effects, True)
+                self.partition.send_commits(
+                    f"{self.tag}#{index}", event, effects, True, self.holder
+                )
             self._resolve(index, True, None)
         elif not replayed:
             self.partition.send_acquire(f"{self.tag}#{index}", tuple(effects), reply, event)
@@ -453,6 +470,7 @@ class Run:
                     info.name,
                     pkey,
                     (self.partition.index, self.tag, index, False),
+                    self.holder,
                 )
             )
         return future
@@ -549,6 +567,7 @@ class Run:
         if self.lock_mode == "acquire" and self.lock_granted and self.lock_keys:
             self.lock_granted = False
             self.partition.send_release(f"{self.tag}#0", self.lock_keys)
+            # (the same id as ``holder``: locked operations still in flight are refused)
 
     # -- completion -------------------------------------------------------------------------
 

@@ -71,7 +71,7 @@ class Partition:
         self.timers: list[tuple[float, int, str, int, str]] = []
         self.timer_seq = 0
         self.activities: dict[tuple[str, int], _PendingActivity] = {}
-        self.initializing: dict[tuple[str, PKey], list[m.LocalOp | m.Commit]] = {}
+        self.initializing: dict[tuple[str, PKey], list[m.LocalOp | m.Commit | m.Exists]] = {}
         self.early_events: dict[str, list[tuple[str, Any]]] = {}
         self._effects = Effects()
         self._local: deque[m.Message] = deque()
@@ -144,9 +144,10 @@ class Partition:
         op: Orchestration[Any],
         reply: m.Reply | None,
         lock_keys: tuple[PKey, ...] | None,
+        holder: str | None = None,
     ) -> None:
         dest = self.schema.instance_owner(instance_id, self.count)
-        self.send(m.Start(dest, instance_id, op, reply, lock_keys))
+        self.send(m.Start(dest, instance_id, op, reply, lock_keys, holder))
 
     def send_acquire(
         self, lock_id: str, keys: tuple[PKey, ...], reply: m.Reply | None, event: Event | None
@@ -158,10 +159,10 @@ class Partition:
             self.send(m.Release(dest, lock_id, group))
 
     def send_commits(
-        self, lock_id: str, event: Event, keys: Any, locked: bool
+        self, lock_id: str, event: Event, keys: Any, locked: bool, holder: str | None = None
     ) -> None:
         for dest, group in self._by_owner(tuple(keys)).items():
-            self.send(m.Commit(dest, lock_id, event, group, locked))
+            self.send(m.Commit(dest, lock_id, event, group, locked, holder))
 
     def _by_owner(self, keys: tuple[PKey, ...]) -> dict[int, tuple[PKey, ...]]:
         groups: dict[int, list[PKey]] = {}
@@ -224,7 +225,10 @@ class Partition:
             lock_mode, lock_keys = "caller", msg.lock_keys
         elif info.lock:
             lock_mode, lock_keys = "acquire", self.schema.lock_keys(msg.op)
-        run = Run(self, iid, msg.op, msg.reply, lock_keys, lock_mode)  # type: ignore[arg-type]
+        run = Run(
+            self, iid, msg.op, msg.reply, lock_keys, lock_mode,  # type: ignore[arg-type]
+            holder=msg.holder,
+        )
         self.runs[iid] = run
         for name, value in self.early_events.pop(iid, ()):
             run.deliver_event(name, value)
@@ -249,8 +253,11 @@ class Partition:
 
     def run_for(self, tag: str) -> Run | None:
         """The live run a reply, timer or activity result addressed by ``tag`` belongs to."""
+        run = self.runs.get(tag)
+        if run is not None and run.tag == tag:
+            return run
         instance_id, sep, generation = tag.rpartition("~")
-        run = self.runs.get(instance_id if sep and generation.isdigit() else tag)
+        run = self.runs.get(instance_id) if sep and generation.isdigit() else None
         return run if run is not None and run.tag == tag else None
 
     def _remember(self, instance_id: str, record: dict[str, Any]) -> None:
@@ -369,9 +376,27 @@ class Partition:
 
     # -- states: reads and updates under key locks ----------------------------------------
 
+    def _holds(self, key: PKey, holder: str | None) -> bool:
+        """Whether the lock ``holder`` still holds ``key`` (a locked operation may arrive
+        after its critical section ended, e.g. from a child abandoned by its caller)."""
+        queue = self.queues.get(key)
+        if not queue:
+            return False
+        head = queue[0]
+        return isinstance(head, m.Acquire) and head.lock_id == holder
+
+    def _refuse(self, reply: m.Reply | None, key: PKey, what: str) -> None:
+        error = errors.SynchronizationDisciplineError(
+            f"{what} on {key[0]} {key[1]} arrived after its caller's lock was released"
+        )
+        self.reply(reply, False, self.encode_error(error), what)
+
     def _on_local(self, msg: m.LocalOp) -> None:
         if msg.locked:
-            self._execute_local(msg)
+            if self._holds(msg.key, msg.holder):
+                self._execute_local(msg)
+            else:
+                self._refuse(msg.reply, msg.key, type(msg.op).__name__)
             return
         queue = self.queues.get(msg.key)
         if queue:
@@ -428,8 +453,18 @@ class Partition:
         return None
 
     def _on_exists(self, msg: m.Exists) -> None:
-        exists = (msg.state, msg.key) in self.states
-        self.reply(msg.reply, True, exists, "")
+        if not self._holds(msg.key, msg.holder):
+            self._refuse(msg.reply, msg.key, "state_exists")
+            return
+        self._answer_exists(msg)
+
+    def _answer_exists(self, msg: m.Exists) -> None:
+        skey = (msg.state, msg.key)
+        waiters = self._parked_at(skey, True)  # creation under way: answer once it is done
+        if waiters is not None:
+            waiters.append(msg)
+            return
+        self.reply(msg.reply, True, skey in self.states, "")
 
     def _start_initializer(self, state_info: StateInfo, key: PKey) -> bool:
         """Create a state by running its initializer; True while it is still running
@@ -452,8 +487,10 @@ class Partition:
         for waiter in self.initializing.pop(skey, []):
             self._resume(waiter)
 
-    def _resume(self, waiter: m.LocalOp | m.Commit) -> None:
-        if isinstance(waiter, m.LocalOp):
+    def _resume(self, waiter: m.LocalOp | m.Commit | m.Exists) -> None:
+        if isinstance(waiter, m.Exists):
+            self._answer_exists(waiter)
+        elif isinstance(waiter, m.LocalOp):
             if self._execute_local(waiter) and not waiter.locked:
                 self._advance(waiter.key)
         elif self._apply_event(waiter, waiter.keys[0]) and not waiter.locked:
@@ -508,7 +545,14 @@ class Partition:
 
     def _on_commit(self, msg: m.Commit) -> None:
         for key in msg.keys:
-            single = m.Commit(msg.dest, msg.lock_id, msg.event, (key,), msg.locked)
+            if msg.locked and not self._holds(key, msg.holder):
+                self.report(f"event {type(msg.event).__name__}", self.encode_error(
+                    errors.SynchronizationDisciplineError(
+                        f"event {type(msg.event).__name__} on {key[0]} {key[1]} arrived "
+                        "after its caller's lock was released; it was not applied"
+                    )))
+                continue
+            single = m.Commit(msg.dest, msg.lock_id, msg.event, (key,), msg.locked, msg.holder)
             if self._apply_event(single, key) and not msg.locked:
                 self._advance(key)
 

@@ -26,6 +26,7 @@ class Backend(Protocol):
     def partition(self, index: int) -> Partition: ...
     def run(self, until: Callable[[], bool] | None = None) -> bool: ...
     def new_instance_id(self) -> str: ...
+    def has_pending_input(self) -> bool: ...
 
 
 class HostClient:
@@ -48,7 +49,9 @@ class HostClient:
     def status(self, instance_id: str) -> InstanceStatus | None:
         record = self.host.partition(self._owner(instance_id)).instance_status(instance_id)
         if record is None:
-            if instance_id in self._submitted:
+            # submitted but unknown: not processed yet, or finished and forgotten
+            # (App.keep_completed) once nothing is left to process
+            if instance_id in self._submitted and self.host.has_pending_input():
                 return InstanceStatus(instance_id, "pending")
             return None
         name, status = record["name"], record["status"]
@@ -69,7 +72,10 @@ class HostClient:
             return status is not None and status.done
 
         if self.status(instance_id) is None:
-            raise errors.ReactiveError(f"no orchestration instance {instance_id!r} was started")
+            raise errors.ReactiveError(
+                f"no orchestration instance {instance_id!r} is known: it was never started, or "
+                "it finished and was forgotten (see App.keep_completed)"
+            )
         if not self.host.run(until=done):
             raise errors.ReactiveError(
                 f"orchestration instance {instance_id!r} cannot make progress: the emulator "

@@ -140,6 +140,11 @@ class HostLoop:
         """The partition as of its last saved snapshot (for status queries)."""
         return self._load(index).partition
 
+    def has_input(self, index: int) -> bool:
+        """Whether the partition's input holds records after its last saved position."""
+        position = self._load(index).checkpoint.position
+        return bool(self.transport.read(index, position, 1))
+
     def forget(self, index: int | None = None) -> None:
         """Drop warm partitions: the next invocation restores from the store."""
         if index is None:

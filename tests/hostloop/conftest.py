@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from _pytest.terminal import TerminalReporter
+import pytest
 
 
-def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     from .test_schedules import RAN
 
     if RAN["schedules"]:
