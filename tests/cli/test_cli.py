@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hosts.emulator import Emulator
-from reactive import cli
+from hosts import cli
 from tests.cli import greet_app
 
 ROOT = Path(__file__).resolve().parents[2]
