@@ -8,7 +8,11 @@ One invocation of a partition:
 3. send every outgoing message, stamped (sender, sequence number);
 4. run the activities it asked for, appending their results to its own input;
 5. write the snapshot, fenced by the version it loaded, so that a stale invocation loses;
-6. acknowledge the input the snapshot covers; only now emit log lines and dead letters.
+6. acknowledge the input the snapshot covers; only now emit log lines, unhandled errors
+   and dead letters. They are saved in the snapshot's outbox, numbered, so that a crash
+   right after the save loses none of them: the next invocation emits what the last one
+   did not get to (within a process exactly once; across a process crash at that moment,
+   at least once).
 
 A crash anywhere re-runs the same input from the last snapshot; determinism regenerates
 the same messages with the same sequence numbers, and receivers drop them.
@@ -85,6 +89,8 @@ class Checkpoint:
     position: int = 0
     seen: dict[str, int] = field(default_factory=dict)
     next_seq: dict[str, int] = field(default_factory=dict)
+    outbox: list[list[Any]] = field(default_factory=list)  # [n, kind, ...] not yet emitted
+    out_seq: int = 0
 
 
 @dataclass
@@ -118,7 +124,10 @@ class HostLoop:
         clock: Callable[[], float] = time.time,
         on_log: Callable[[int, int, str], None] | None = None,
         on_unhandled: Callable[[str], None] | None = None,
+        emitted: dict[int, int] | None = None,
     ) -> None:
+        """``emitted`` records, per partition, the last outbox entry the log sink received;
+        loops that feed one sink share it, so no entry reaches the sink twice."""
         self.schema = schema
         self.transport = transport
         self.store = store
@@ -127,6 +136,7 @@ class HostLoop:
         self.on_log = on_log
         self.on_unhandled = on_unhandled
         self._warm: dict[int, _Loaded] = {}  # partitions kept live between invocations
+        self.emitted: dict[int, int] = {} if emitted is None else emitted
 
     # -- client-side helpers -----------------------------------------------------------
 
@@ -165,6 +175,7 @@ class HostLoop:
         loaded = self._load(index)
         self._warm.pop(index, None)
         part, checkpoint = loaded.partition, loaded.checkpoint
+        self._flush_outbox(index, checkpoint)  # what a crash after the last save withheld
         report = InvocationReport(index)
         effects = Effects()
         tasks: list[ActivityTask] = []
@@ -204,12 +215,13 @@ class HostLoop:
         if not (first or report.processed or dead):
             self._warm[index] = loaded  # nothing changed: no snapshot to write
             return report
+        self._queue_outbox(checkpoint, effects, dead)
         version = self._save(index, loaded.version, part, checkpoint)
         if hook is not None:
             hook("saved")
         self.transport.acknowledge(index, checkpoint.position)
         self._warm[index] = _Loaded(version, part, checkpoint)
-        self._emit(index, effects, dead)
+        self._flush_outbox(index, checkpoint)
         report.dead_letters = len(dead)
         return report
 
@@ -226,7 +238,9 @@ class HostLoop:
         else:
             body = decode_snapshot(index, data)
             part = Partition.restore(self.schema, body["partition"])
-            checkpoint = Checkpoint(body["position"], body["seen"], body["next_seq"])
+            checkpoint = Checkpoint(
+                body["position"], body["seen"], body["next_seq"], body["outbox"], body["out_seq"]
+            )
             loaded = _Loaded(version, part, checkpoint, restored=True)
             # a faithful replay has no effects; a failing one must still reach its callers
             pending = part.take_effects()
@@ -322,6 +336,8 @@ class HostLoop:
             "position": checkpoint.position,
             "seen": checkpoint.seen,
             "next_seq": checkpoint.next_seq,
+            "outbox": checkpoint.outbox,
+            "out_seq": checkpoint.out_seq,
             "partition": part.snapshot(),
         }
         try:
@@ -330,16 +346,35 @@ class HostLoop:
             log.info("partition %d: a newer invocation saved first; this one stops", index)
             raise
 
-    def _emit(self, index: int, effects: Effects, dead: list[tuple[bytes, str]]) -> None:
-        for level, text in effects.logs:
-            self._log(index, level, text)
-        for error in effects.errors:
-            log.error("unhandled error: %s", error)
-            if self.on_unhandled is not None:
-                self.on_unhandled(error)
-        for data, reason in dead:
-            log.warning("dead letter: %s", reason)
-            self.store.dead_letter(index, data, reason)
+    def _queue_outbox(
+        self, checkpoint: Checkpoint, effects: Effects, dead: list[tuple[bytes, str]]
+    ) -> None:
+        entries: list[list[Any]] = [["log", level, text] for level, text in effects.logs]
+        entries += [["error", text] for text in effects.errors]
+        # latin-1 maps every byte to one character: the record is kept exactly
+        entries += [["dead", reason, data.decode("latin-1")] for data, reason in dead]
+        for entry in entries:
+            checkpoint.out_seq += 1
+            checkpoint.outbox.append([checkpoint.out_seq, *entry])
+
+    def _flush_outbox(self, index: int, checkpoint: Checkpoint) -> None:
+        """Emit the saved outbox entries not emitted yet, and forget emitted ones."""
+        done = self.emitted.get(index, 0)
+        for n, kind, *rest in checkpoint.outbox:
+            if n <= done:
+                continue
+            if kind == "log":
+                self._log(index, rest[0], rest[1])
+            elif kind == "error":
+                log.error("unhandled error: %s", rest[0])
+                if self.on_unhandled is not None:
+                    self.on_unhandled(rest[0])
+            else:
+                log.warning("dead letter: %s", rest[0])
+                self.store.dead_letter(index, rest[1].encode("latin-1"), rest[0])
+            done = n
+        self.emitted[index] = done
+        checkpoint.outbox = []
 
     def _log(self, index: int, level: int, text: str) -> None:
         if self.on_log is not None:

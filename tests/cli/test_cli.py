@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hosts.emulator import Emulator
 from hosts import cli
+from hosts.emulator import Emulator
 from tests.cli import greet_app
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -363,6 +363,7 @@ def second_loop(host: LocalHost) -> HostLoop:
         clock=host.clock,
         on_log=on_log,
         on_unhandled=host.unhandled.append,
+        emitted=host.loop.emitted,  # one sink: it must not receive an entry twice
     )
 
 
