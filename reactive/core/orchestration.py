@@ -8,7 +8,6 @@ re-runs the code against the history, sending nothing for recorded calls.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import uuid
 from collections.abc import Coroutine
@@ -45,8 +44,9 @@ class ContinueAsNew(BaseException):
 
 
 def _describe(verb: str, op: Operation, name: str) -> str:
-    body = json.dumps(op.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    digest = hashlib.blake2b(body.encode(), digest_size=4).hexdigest()
+    """How a call appears in the history: its kind, operation and a digest of its inputs
+    (enough to tell a replayed call that differs from the recorded one)."""
+    digest = hashlib.blake2b(op.__pydantic_serializer__.to_json(op), digest_size=4).hexdigest()
     return f"{verb} {name}#{digest}"
 
 
