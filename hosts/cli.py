@@ -31,6 +31,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
+from hosts.bench.plot import throughput_svg
 from hosts.bench.runner import HOSTS, WORKLOADS, format_table, run_all, to_json
 from hosts.emulator import ALL_FAULTS, Emulator, EmulatorClient
 from hosts.emulator.local import LocalHost
@@ -598,12 +599,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     hosts = _choices(args.hosts, HOSTS, "host")
     try:
         partitions = [_positive_int(p) for p in args.partitions.split(",")]
+        counts: list[int | None] = (
+            [_positive_int(n) for n in args.n.split(",")] if args.n else [None]
+        )
     except argparse.ArgumentTypeError as exc:
-        raise CliError(f"--partitions: {exc}") from None
-    results = run_all(workloads, hosts, partitions, args.n)
+        raise CliError(f"--partitions / -n: {exc}") from None
+    results = [r for n in counts for r in run_all(workloads, hosts, partitions, n)]
     print(format_table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(to_json(results), indent=2) + "\n")
+    if args.plot:
+        Path(args.plot).write_text(throughput_svg(results))
     failed = [r for r in results if r.errors]
     for r in failed:
         print(f"{r.workload} on {r.host}: {r.errors} wrong results", file=sys.stderr)
@@ -706,7 +712,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--partitions", default="4", metavar="LIST", help="comma-separated counts (default: 4)"
     )
-    bench.add_argument("-n", type=_positive_int, metavar="N", help="items per workload")
+    bench.add_argument(
+        "-n", metavar="LIST", help="items per workload, comma-separated for a sweep "
+        "(default: each workload's own)",
+    )
+    bench.add_argument("--plot", metavar="FILE", help="also draw throughput as an SVG chart")
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     bench.set_defaults(handler=cmd_bench)
 
