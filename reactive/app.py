@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -316,9 +316,9 @@ class App:
                 f"{cls.__name__} is declared lock=True but has no affinity to lock: inherit "
                 "an affinity or override affinities()"
             )
-        if cls.__reactive_startup__ if issubclass(cls, Orchestration) else False:
+        if issubclass(cls, Orchestration) and cls.__reactive_startup__:
             try:
-                self._startup.append(cast(Orchestration[Any], cls()))
+                self._startup.append(cls())
             except ValidationError as exc:
                 raise errors.DefinitionError(
                     f"startup orchestration {cls.__name__} needs a default for every field: "

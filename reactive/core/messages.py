@@ -7,6 +7,7 @@ Every message names its destination partition. Operation objects travel as
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -153,23 +154,8 @@ Message = (
     | Terminate
 )
 
-MESSAGE_TYPES: dict[str, type[Any]] = {
-    cls.__name__: cls
-    for cls in (
-        Start,
-        Response,
-        LocalOp,
-        Exists,
-        Acquire,
-        Granted,
-        Release,
-        Commit,
-        ActivityResult,
-        Tick,
-        RaiseEvent,
-        Terminate,
-    )
-}
+# the wire names of the message types, derived from the union above
+MESSAGE_TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in typing.get_args(Message)}
 
 _OP_FIELDS = frozenset({"op", "event"})
 _KEY_LIST_FIELDS = frozenset({"keys", "lock_keys"})
