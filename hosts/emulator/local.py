@@ -18,7 +18,8 @@ from reactive.core.partition import Partition
 from reactive.hosting.client import HostClient
 from reactive.hosting.loop import Hook, HostLoop, InvocationReport, LoopOptions
 from reactive.hosting.memory import MemoryStore, MemoryTransport
-from reactive.hosting.seams import SnapshotStore, Transport
+from reactive.hosting.seams import LegacySnapshotStore as SnapshotStore
+from reactive.hosting.seams import Transport
 
 
 class VirtualClock:

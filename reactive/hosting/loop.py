@@ -35,7 +35,8 @@ from reactive.app import Schema
 from reactive.core.messages import Message, Tick, from_wire, to_wire
 from reactive.core.partition import ActivityTask, Effects, Partition
 from reactive.hosting.activities import execute_activity
-from reactive.hosting.seams import Record, SnapshotStore, StaleSnapshotError, Transport
+from reactive.hosting.seams import LegacySnapshotStore as SnapshotStore
+from reactive.hosting.seams import Record, StaleSnapshotError, Transport
 
 CLIENT = -1  # sender id of client requests (not de-duplicated: starts are idempotent)
 SELF = -2  # sender id of a partition's own timer ticks and activity results
