@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import Any, cast, get_args
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -385,7 +385,8 @@ def create_app(
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         loc = [str(part) for part in first.get("loc", ()) if part not in ("query", "path")]
         where = ".".join(loc)
-        return error_response(422, f"{where}: {first.get('msg')}" if where else first["msg"])
+        message = str(first.get("msg", "invalid request"))
+        return error_response(422, f"{where}: {message}" if where else message)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
@@ -470,7 +471,7 @@ def create_app(
     async def start(
         name: str,
         request: Request,
-        id: str | None = Query(None, description="instance id"),  # noqa: A002
+        id: str | None = Query(None, description="instance id"),
     ) -> JSONResponse:
         info = api.operation(name, (Kind.ORCHESTRATION,), "orchestration")
         instance_id = id if id is not None else request.headers.get(INSTANCE_ID_HEADER)
@@ -679,5 +680,3 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
-
-RouteKind = Literal["api", "static"]

@@ -90,6 +90,7 @@ class EmulatorClient2:
         self.hold = False
         self.events: list[tuple[str, str, Any, str | None]] = []
         self._counter = 0
+        self.published: set[tuple[str, str]] = set()
         self._run()
 
     def _run(self) -> None:
@@ -103,9 +104,10 @@ class EmulatorClient2:
                 info = part.instance_status(iid)
                 if info is None:
                     continue
-                old = self.status_store.get(iid)
-                if old is not None and old.status == info["status"]:
+                if (iid, info["status"]) in self.published:
                     continue
+                self.published.add((iid, info["status"]))
+                old = self.status_store.get(iid)
                 records.append(StatusRecord(
                     iid, info["name"], info["status"], index,
                     old.created if old else now, now, info.get("result"), info.get("error"),
