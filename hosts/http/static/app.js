@@ -244,9 +244,9 @@ async function refreshDetail() {
   const waits = Array.isArray(data.waiting_for) ? data.waiting_for : data.waiting_for ? [data.waiting_for] : [];
   show("#detail-waits", !FINISHED.has(data.status) && waits.length > 0);
   $("#detail-waits ul").replaceChildren(...waits.map((w) => el("li", {}, describeWait(w))));
-  const history = Array.isArray(data.history) ? data.history : [];
-  $("#detail-history tbody").replaceChildren(...history.map((entry, i) => historyRow(i, entry)));
-  $("#history-note").textContent = note || (history.length ? "" : "no history rows");
+  const rows = Array.isArray(data.history) ? data.history : [];
+  $("#detail-history tbody").replaceChildren(...rows.map((entry, i) => historyRow(i, entry)));
+  $("#history-note").textContent = note || (rows.length ? "" : "no history rows");
   show("#event-form", !FINISHED.has(data.status));
   show("#terminate-form", !FINISHED.has(data.status));
   show("#purge-form", FINISHED.has(data.status));
