@@ -1,0 +1,98 @@
+"""The instance commands against a server (``--url``): output, and one-line misuse errors
+with status 2."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from hosts.cli import main
+from hosts.http import create_app
+from tests.http.conftest import ThreadServer
+from tests.http.fakes import DictStatusStore, EmulatorClient2
+from tests.http.opsapp import app as ops_app
+
+KEY = "cli-key"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[str, EmulatorClient2]]:
+    status = DictStatusStore()
+    client = EmulatorClient2(ops_app, status)
+    app = create_app(ops_app.compile(), client, status, api_key=KEY)
+    with ThreadServer(app) as running:
+        yield running.url, client
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_instance_commands(
+    server: tuple[str, EmulatorClient2], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, client = server
+    monkeypatch.setenv("REACTIVE_API_KEY", KEY)
+    client.start(ops_app.compile().by_name["Approval"].cls(request="loan"), "cli-1")
+
+    code, out, err = run(capsys, "status", "cli-1", "--url", url)
+    assert code == 0, err
+    assert "status:   running" in out and "Approval" in out
+
+    code, out, err = run(capsys, "list", "--url", url, "--status", "running", "--json")
+    assert code == 0 and [i["id"] for i in json.loads(out)["items"]] == ["cli-1"]
+
+    code, out, err = run(capsys, "raise-event", "cli-1", "decision", "--value", '"approved"',
+                         "--url", url)
+    assert code == 0, err
+    code, out, err = run(capsys, "status", "cli-1", "--url", url, "--json")
+    assert json.loads(out)["result"] == "loan: approved"
+
+    code, out, err = run(capsys, "list", "--url", url, "--name", "Approval")
+    assert code == 0 and out.split()[:3] == ["cli-1", "Approval", "completed"]
+
+    client.start(ops_app.compile().by_name["Approval"].cls(request="car"), "cli-2")
+    code, out, err = run(capsys, "terminate", "cli-2", "--reason", "no", "--url", url)
+    assert code == 0, err
+    code, out, err = run(capsys, "status", "cli-2", "--url", url)
+    assert "terminated" in out and "no" in out
+    code, out, err = run(capsys, "purge", "cli-2", "--url", url)
+    assert (code, out.strip()) == (0, "purged cli-2")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["status", "nobody"], "no instance 'nobody'"),
+        (["raise-event", "cli-x", "go", "--value", "{bad"], "--value is not valid JSON"),
+        (["terminate", "nobody"], "no instance"),
+        (["purge", "nobody"], "no instance"),
+        (["list", "--status", "bored"], "invalid choice"),
+        (["status"], "required: ID"),
+        (["status", "x", "--api-key", "wrong"], "wrong API key"),
+        (["status", "x", "--state", "/nonexistent-folder"], "give --url or --state, not both"),
+    ],
+)
+def test_misuse_is_one_line_and_status_2(
+    server: tuple[str, EmulatorClient2], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], message: str,
+) -> None:
+    url, _ = server
+    monkeypatch.setenv("REACTIVE_API_KEY", KEY)
+    try:
+        code, out, err = run(capsys, *argv, "--url", url)
+    except SystemExit as exc:  # argparse's own errors
+        code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+    assert code == 2, (out, err)
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "status", "x", "--url", "http://127.0.0.1:9")
+    assert code == 2 and err.startswith("reactive: error: cannot reach") and err.count("\n") == 1
