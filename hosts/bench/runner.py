@@ -21,8 +21,8 @@ import pydantic
 from hosts.bench import workloads as w
 from hosts.emulator.host import Emulator
 from hosts.local import LocalHost
-from reactive.core.partition import Partition
 from reactive.client import Client
+from reactive.core.partition import Partition
 
 HOSTS = ("emulator", "local", "folder")
 WORKLOADS = (
