@@ -11,13 +11,15 @@ exits with status 2.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import secrets
 import socket
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 from urllib.parse import quote
@@ -25,12 +27,15 @@ from urllib.parse import quote
 import httpx
 
 from hosts.cli import USAGE_ERROR, CliError, _compile, _positive_int, load_app
+from hosts.http import create_app
+from hosts.local import FolderError, FolderState, LocalHost
+from reactive import App
+from reactive.app import Schema
+from reactive.hosting.client import SeamClient
 
 API_KEY_ENV = "REACTIVE_API_KEY"
 API_KEY_FILE = "api-key"
-APP_FILE = "serve.json"  # what `reactive serve` last served from a folder: its app and partitions
 DEFAULT_PORT = 8080
-DEFAULT_PARTITIONS = 4
 HTTP_TIMEOUT = 30.0
 SERVER_ERROR = 1
 RESULT_WIDTH = 120
@@ -57,12 +62,17 @@ class Backend(Protocol):
 class RemoteBackend:
     """A server's HTTP API through httpx."""
 
-    def __init__(self, url: str, api_key: str | None, timeout: float = HTTP_TIMEOUT) -> None:
+    def __init__(
+        self, url: str, api_key: str | None, timeout: float = HTTP_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         if not url.startswith(("http://", "https://")):
             raise CliError(f"--url must start with http:// or https://, got {url!r}")
         headers = {"x-api-key": api_key} if api_key else {}
         self.url = url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self.http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport
+        )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -116,19 +126,36 @@ class RemoteBackend:
         self.http.close()
 
 
+class InProcess(httpx.BaseTransport):
+    """Serves each request with an ASGI application in this process (one event loop per
+    request: the instance commands make one or two)."""
+
+    def __init__(self, app: Any) -> None:
+        self.inner = httpx.ASGITransport(app=app, client=("127.0.0.1", 0))
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        async def serve() -> httpx.Response:
+            response = await self.inner.handle_async_request(request)
+            body = await response.aread()
+            return httpx.Response(
+                response.status_code, headers=response.headers, content=body, request=request
+            )
+
+        return asyncio.run(serve())
+
+
 class LocalBackend:
-    """A state folder, through the same API application served in this process (so that
-    a folder and a server answer alike), over an in-process ASGI transport."""
+    """A state folder, as a client of it (never its driver: whoever drives the folder,
+    a server or ``reactive run``, processes what is sent): the same API application as a
+    server's, served in this process over an in-process transport, so that a folder and a
+    server answer alike."""
 
-    def __init__(self, host: Any, app: Any) -> None:
-        from fastapi.testclient import TestClient
-
-        self.host = host
-        self.key = secrets.token_urlsafe(16)
-        api = _make_api(host, app, self.key)
-        self.http = TestClient(api, headers={"x-api-key": self.key}, raise_server_exceptions=False)
-        self.remote = RemoteBackend("http://in-process", self.key)
-        self.remote.http = self.http
+    def __init__(self, schema: Schema, folder: FolderState) -> None:
+        self.folder = folder
+        key = secrets.token_urlsafe(16)
+        client = SeamClient(schema, folder.partitions, folder, folder)
+        api = create_app(schema, client, folder, api_key=key)
+        self.remote = RemoteBackend("http://in-process", key, transport=InProcess(api))
 
     def get(self, instance_id: str, history: bool = False) -> dict[str, Any]:
         return self.remote.get(instance_id, history)
@@ -148,59 +175,39 @@ class LocalBackend:
         return self.remote.purge(instance_id)
 
     def close(self) -> None:
-        self.http.close()
-        close = getattr(self.host, "close", None)
-        if callable(close):
-            close()
+        self.remote.close()
+        self.folder.close()
 
 
-# -- the local host ------------------------------------------------------------------------
-
-
-def _local_host(app: Any, partitions: int, state: Path) -> Any:
-    from hosts.emulator.local import LocalHost
-
-    return LocalHost(app, partitions=partitions, state_dir=state)
-
-
-def _make_api(host: Any, app: Any, api_key: str | None) -> Any:
-    from hosts.http import create_app
-
-    return create_app(
-        host.schema,
-        host.client(),
-        host.status,
-        api_key=api_key,
-        history=getattr(host, "history", None),
-        describe=getattr(host, "describe", None),
-    )
-
-
-def _read_served(state: Path) -> dict[str, Any]:
+def _folder_app_name(state: Path) -> str:
+    """The application name a state folder was created for (its ``meta`` table)."""
+    db = state / "state.db"
+    if not db.is_file():
+        raise CliError(f"--state {state}: not a state folder (no state.db)")
     try:
-        data = json.loads((state / APP_FILE).read_text())
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        raise CliError(f"cannot read {state / APP_FILE}: {_one_line(str(exc))}") from None
-    return data if isinstance(data, dict) else {}
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'app'").fetchone()
+    except sqlite3.Error as exc:
+        raise CliError(f"--state {state}: cannot read {db}: {exc}") from None
+    if row is None:
+        raise CliError(f"--state {state}: the folder names no application")
+    return str(row[0])
 
 
 def _open_folder(args: argparse.Namespace) -> LocalBackend:
+    """The folder as a client: with the application given by ``--app``, else with an empty
+    one of the folder's name (statuses, events and terminations need no operation
+    classes)."""
     state = Path(args.state)
     if not state.is_dir():
         raise CliError(f"--state {args.state}: no such folder")
-    served = _read_served(state)
-    target = args.app or served.get("app")
-    if not target:
-        raise CliError(
-            f"--state {args.state}: name the application with --app MODULE:APP (the folder "
-            "was never served by `reactive serve`)"
-        )
-    partitions = args.partitions or served.get("partitions") or DEFAULT_PARTITIONS
-    app = load_app(str(target))
-    _compile(app)
-    return LocalBackend(_local_host(app, int(partitions), state), app)
+    app = load_app(args.app) if args.app else App(_folder_app_name(state))
+    schema = _compile(app)
+    try:
+        folder = FolderState(state, app.name, driver=False)
+    except FolderError as exc:
+        raise CliError(str(exc)) from None
+    return LocalBackend(schema, folder)
 
 
 @contextmanager
@@ -411,55 +418,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = load_app(args.app)
     _compile(app)
     state = Path(args.state)
-    try:
-        state.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CliError(f"--state {args.state}: {_one_line(exc.strerror or str(exc))}") from None
-    served = _read_served(state)
-    partitions = args.partitions or served.get("partitions") or DEFAULT_PARTITIONS
-    if served.get("partitions") and served["partitions"] != partitions:
-        raise CliError(
-            f"{args.state} holds {served['partitions']} partitions; it cannot be served with "
-            f"{partitions}"
-        )
+    if state.exists() and not state.is_dir():
+        raise CliError(f"--state {args.state} is a file, not a folder")
     sock = _bind(args.port)
-    host = _local_host(app, int(partitions), state)
-    (state / APP_FILE).write_text(json.dumps({
-        "app": _resolvable(args.app), "partitions": int(partitions)
-    }) + "\n")
-    if args.no_auth_loopback:
-        key, origin = None, ""
-    else:
-        key, origin = _api_key(state)
-    api = _make_api(host, app, key)
-    port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    print(f"serving {app.name} from {state} at {url}/", flush=True)
-    if key is None:
-        print("API key: none (--no-auth-loopback: this machine's users only)", flush=True)
-    else:
-        print(f"API key: {key} ({origin})", flush=True)
-        print(f"dashboard: {url}/#key={key}", flush=True)
-    config = uvicorn.Config(
-        api, log_level="warning" if args.quiet else "info", access_log=False,
-        lifespan="off", timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(config)
-    host.start_background()
     try:
-        server.run(sockets=[sock])
+        host = LocalHost(app, partitions=args.partitions, state_dir=state)
+    except FolderError as exc:
+        sock.close()
+        raise CliError(str(exc)) from None
+    try:
+        if args.no_auth_loopback:
+            key, origin = None, ""
+        else:
+            key, origin = _api_key(state)
+        host.start_background()  # before client(): a driven host's client does not drive
+        api = create_app(host.schema, host.client(), host.status, api_key=key,
+                         history=getattr(host, "history", None),
+                         describe=getattr(host, "describe", None))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        print(f"serving {app.name} ({host.count} partitions, state in {state}) at {url}/",
+              flush=True)
+        if key is None:
+            print("API key: none (--no-auth-loopback: loopback peers only)", flush=True)
+        else:
+            print(f"API key: {key} ({origin})", flush=True)
+            print(f"dashboard: {url}/#key={key}", flush=True)
+        config = uvicorn.Config(
+            api, log_level="warning" if args.quiet else "info", lifespan="off",
+            timeout_graceful_shutdown=5,
+        )
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
-        host.stop()
+        host.close()
         sock.close()
     return 0
-
-
-def _resolvable(target: str) -> str:
-    """``target`` with a file path made absolute, so that commands run elsewhere find it."""
-    module, sep, attribute = target.partition(":")
-    if module.endswith(".py") or os.sep in module:
-        module = str(Path(module).resolve())
-    return module + sep + attribute
 
 
 # -- the parser ------------------------------------------------------------------------------
@@ -486,11 +478,7 @@ def _where() -> argparse.ArgumentParser:
     group.add_argument("--state", metavar="DIR", help="a state folder")
     group.add_argument(
         "--app", metavar="MODULE:APP",
-        help="with --state: the application (default: the one `reactive serve` last served)",
-    )
-    group.add_argument(
-        "--partitions", type=_positive_int, metavar="N",
-        help="with --state: the folder's partition count (default: as served, else 4)",
+        help="with --state: the application (optional: instance commands need no classes)",
     )
     group.add_argument("--json", action="store_true", help="print the API's JSON")
     return where
@@ -520,7 +508,7 @@ def add_ops_commands(commands: Any) -> None:
     )
     serve.add_argument(
         "--partitions", type=_positive_int, metavar="N",
-        help=f"for a new folder (default: {DEFAULT_PARTITIONS})",
+        help="for a new folder (default: 4); a folder keeps its own count",
     )
     serve.add_argument(
         "--no-auth-loopback", action="store_true",

@@ -36,6 +36,7 @@ from hosts.http.metrics import Metrics
 from reactive.app import Kind, OperationInfo, Schema
 from reactive.client import Client
 from reactive.core.builtin_ops import BUILTINS, ClientPerform
+from reactive.errors import ReactiveError
 from reactive.hosting.seams import PartitionHealth, Status, StatusQuery, StatusRecord, StatusStore
 
 API_KEY_HEADER = "x-api-key"
@@ -488,7 +489,10 @@ def create_app(
                         409, f"instance id {instance_id!r} is taken by {existing.name}"
                     )
         if not existed:
-            instance_id = await asyncio.to_thread(client.start, op, instance_id)
+            try:
+                instance_id = await asyncio.to_thread(client.start, op, instance_id)
+            except ReactiveError as exc:  # e.g. the id was taken meanwhile
+                raise ApiError(409, str(exc)) from None
             record = status.get(instance_id)
             if record is not None and record.name != name:  # lost a race for the id
                 raise ApiError(409, f"instance id {instance_id!r} is taken by {record.name}")

@@ -94,5 +94,5 @@ def test_misuse_is_one_line_and_status_2(
 
 
 def test_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "status", "x", "--url", "http://127.0.0.1:9")
+    code, _out, err = run(capsys, "status", "x", "--url", "http://127.0.0.1:9")
     assert code == 2 and err.startswith("reactive: error: cannot reach") and err.count("\n") == 1
