@@ -1,4 +1,5 @@
-"""Fixtures: the API over the emulator-backed fake (unit tests of the HTTP layer)."""
+"""Fixtures: the API over a real LocalHost (a state folder driven in the background), an
+in-process uvicorn server, and a headless browser."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,26 +18,40 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from hosts.http import create_app
-from tests.http.fakes import DictStatusStore, EmulatorClient2
+from hosts.local import LocalHost
+from reactive import App
 from tests.http.opsapp import app as ops_app
 
 KEY = "test-key"
 
 
 @dataclass
-class FakeEnv:
+class Env:
     http: TestClient
-    client: EmulatorClient2
-    status: DictStatusStore
+    host: LocalHost
+
+
+@contextmanager
+def driven(app: App, state: Path | None, partitions: int = 2) -> Iterator[LocalHost]:
+    """A LocalHost (a folder without fsync, or memory) driven in a background thread."""
+    host = LocalHost(app, partitions=partitions, state_dir=state, fsync=False)
+    host.start_background()
+    try:
+        yield host
+    finally:
+        host.close()
+
+
+def api_over(host: LocalHost, api_key: str | None, **kwargs: Any) -> Any:
+    return create_app(host.schema, host.client(), host.status, api_key=api_key, **kwargs)
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeEnv]:
-    status = DictStatusStore()
-    client = EmulatorClient2(ops_app, status)
-    app = create_app(ops_app.compile(), client, status, api_key=KEY)
-    with TestClient(app, headers={"x-api-key": KEY}) as http:
-        yield FakeEnv(http, client, status)
+def env(tmp_path: Path) -> Iterator[Env]:
+    with driven(ops_app, tmp_path / "state") as host, TestClient(
+        api_over(host, KEY), headers={"x-api-key": KEY}
+    ) as http:
+        yield Env(http, host)
 
 
 # -- a real server in this process, and a headless browser ---------------------------------

@@ -72,3 +72,13 @@ class Approval(Orchestration[str]):
 class Broken(Orchestration[int]):
     async def execute(self, ctx: OrchestrationContext) -> int:
         raise RuntimeError("broken on purpose")
+
+
+@app.register
+class Votes(Orchestration[list[str]]):
+    """Collects ``count`` values of the event ``vote``."""
+
+    count: int = 2
+
+    async def execute(self, ctx: OrchestrationContext) -> list[str]:
+        return [await ctx.wait_for_event("vote") for _ in range(self.count)]

@@ -3,19 +3,19 @@ instance from its form, see it complete."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from hosts.http import create_app
-from tests.http.conftest import ThreadServer
-from tests.http.fakes import DictStatusStore, EmulatorClient2
+from tests.http.conftest import ThreadServer, api_over, driven
 from tests.http.opsapp import app as ops_app
 
 
-def test_dashboard_starts_an_instance_and_shows_it_complete(browser: Any) -> None:
-    status = DictStatusStore()
-    client = EmulatorClient2(ops_app, status)
-    app = create_app(ops_app.compile(), client, status, api_key="browser-key")
-    with ThreadServer(app) as server:
+def test_dashboard_starts_an_instance_and_shows_it_complete(
+    browser: Any, tmp_path: Path
+) -> None:
+    with driven(ops_app, tmp_path / "state") as host, ThreadServer(
+        api_over(host, "browser-key")
+    ) as server:
         page = browser.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))

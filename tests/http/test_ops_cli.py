@@ -1,29 +1,39 @@
-"""The instance commands against a server (``--url``): output, and one-line misuse errors
-with status 2."""
+"""The instance commands against a server (``--url``, a real LocalHost behind uvicorn) and
+a state folder (``--state``): output, and one-line misuse errors with status 2."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from hosts.cli import main
-from hosts.http import create_app
-from tests.http.conftest import ThreadServer
-from tests.http.fakes import DictStatusStore, EmulatorClient2
+from hosts.local import LocalHost
+from reactive.errors import TerminatedError
+from tests.http.conftest import ThreadServer, api_over, driven
+from tests.http.opsapp import Approval
 from tests.http.opsapp import app as ops_app
 
 KEY = "cli-key"
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, EmulatorClient2]]:
-    status = DictStatusStore()
-    client = EmulatorClient2(ops_app, status)
-    app = create_app(ops_app.compile(), client, status, api_key=KEY)
-    with ThreadServer(app) as running:
-        yield running.url, client
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, LocalHost]]:
+    with driven(ops_app, tmp_path_factory.mktemp("state")) as host, ThreadServer(
+        api_over(host, KEY)
+    ) as running:
+        yield running.url, host
+
+
+def until_running(host: LocalHost, instance_id: str) -> None:
+    for _ in range(2000):
+        record = host.status.get(instance_id)
+        if record is not None and record.status != "pending":
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"{instance_id} stayed pending")
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -33,12 +43,14 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_instance_commands(
-    server: tuple[str, EmulatorClient2], capsys: pytest.CaptureFixture[str],
+    server: tuple[str, LocalHost], capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    url, client = server
+    url, host = server
     monkeypatch.setenv("REACTIVE_API_KEY", KEY)
-    client.start(ops_app.compile().by_name["Approval"].cls(request="loan"), "cli-1")
+    client = host.client()
+    client.start(Approval(request="loan"), "cli-1")
+    until_running(host, "cli-1")
 
     code, out, err = run(capsys, "status", "cli-1", "--url", url)
     assert code == 0, err
@@ -50,15 +62,18 @@ def test_instance_commands(
     code, out, err = run(capsys, "raise-event", "cli-1", "decision", "--value", '"approved"',
                          "--url", url)
     assert code == 0, err
+    client.wait("cli-1", timeout=60)
     code, out, err = run(capsys, "status", "cli-1", "--url", url, "--json")
     assert json.loads(out)["result"] == "loan: approved"
 
     code, out, err = run(capsys, "list", "--url", url, "--name", "Approval")
     assert code == 0 and out.split()[:3] == ["cli-1", "Approval", "completed"]
 
-    client.start(ops_app.compile().by_name["Approval"].cls(request="car"), "cli-2")
+    client.start(Approval(request="car"), "cli-2")
     code, out, err = run(capsys, "terminate", "cli-2", "--reason", "no", "--url", url)
     assert code == 0, err
+    with pytest.raises(TerminatedError):
+        client.wait("cli-2", timeout=60)
     code, out, err = run(capsys, "status", "cli-2", "--url", url)
     assert "terminated" in out and "no" in out
     code, out, err = run(capsys, "purge", "cli-2", "--url", url)
@@ -79,7 +94,7 @@ def test_instance_commands(
     ],
 )
 def test_misuse_is_one_line_and_status_2(
-    server: tuple[str, EmulatorClient2], capsys: pytest.CaptureFixture[str],
+    server: tuple[str, LocalHost], capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch, argv: list[str], message: str,
 ) -> None:
     url, _ = server
