@@ -3,11 +3,11 @@ every shape answered as one-line JSON errors."""
 
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
-
 import time
 from pathlib import Path
 from typing import Any
+
+from fastapi.testclient import TestClient
 
 from tests.http.conftest import Env, api_over, driven
 from tests.http.opsapp import app as ops_app
