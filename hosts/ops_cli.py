@@ -403,6 +403,10 @@ def _api_key(state: Path) -> tuple[str, str]:
 def _bind(port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # accepted connections inherit it: uvicorn's copy of a passed socket loses the protocol
+    # number that asyncio checks before setting TCP_NODELAY itself, and without it every
+    # response waits for a delayed ACK (about 40 ms)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind(("127.0.0.1", port))
     except OSError as exc:

@@ -48,8 +48,9 @@ MAX_ID_LENGTH = 200
 DEFAULT_WAIT = 30.0  # seconds a long poll waits when no timeout is given
 MAX_WAIT = 300.0
 MAX_LIMIT = 1000
-POLL_FIRST = 0.0005  # seconds between status polls while waiting: doubling up to POLL_MAX
-POLL_MAX = 0.02
+POLL_FIRST = 0.001  # seconds between status polls while waiting, for POLL_STEADY polls,
+POLL_STEADY = 50  # then doubling every POLL_STEADY polls up to POLL_MAX
+POLL_MAX = 0.05
 STATIC = Path(__file__).parent / "static"
 
 HistoryFn = Callable[[str], Any]
@@ -293,7 +294,7 @@ class Api:
         """Poll the status store until the instance is finished or ``timeout`` passes."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        delay = POLL_FIRST
+        polls = 0
         while True:
             record = self.status.get(instance_id)
             if record is None or record.status in FINISHED:
@@ -301,8 +302,10 @@ class Api:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return record
+            # every millisecond at first (most instances finish in a few), then backing off
+            delay = min(POLL_FIRST * 2 ** max(0, polls // POLL_STEADY - 1), POLL_MAX)
+            polls += 1
             await asyncio.sleep(min(delay, remaining))
-            delay = min(delay * 2, POLL_MAX)
 
     def details(self, record: StatusRecord, with_history: bool) -> dict[str, Any]:
         out = record_json(record)
@@ -353,6 +356,10 @@ def create_app(
     if api_key is not None and not api_key:
         raise ValueError("api_key must be a non-empty string, or None for no authentication")
     api = Api(schema, client, status, history, describe)
+
+    async def run(fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
     metrics = Metrics(status)
     app = FastAPI(
         title=f"Reactive Machine: {schema.app_name}",
@@ -436,7 +443,7 @@ def create_app(
     # -- the application -----------------------------------------------------------------
 
     @router.get("/app", summary="The application's orchestrations, reads, updates and events")
-    def describe_app() -> dict[str, Any]:
+    async def describe_app() -> dict[str, Any]:
         sections: dict[str, list[dict[str, Any]]] = {
             "orchestrations": [], "reads": [], "updates": [], "events": []
         }
@@ -464,7 +471,8 @@ def create_app(
         description="The body is the orchestration's fields as a JSON object. The instance "
         "id comes from ?id= or the x-instance-id header (default: a new one); starting an "
         "existing id again with the same orchestration does nothing. 202 with the status "
-        "URL in Location; 409 if the id belongs to another orchestration.",
+        "URL in Location; 409 if the id belongs to another orchestration. With ?wait=S, "
+        "200 with the instance's status if it finishes within S seconds.",
         openapi_extra={
             "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}
         },
@@ -473,6 +481,10 @@ def create_app(
         name: str,
         request: Request,
         id: str | None = Query(None, description="instance id"),
+        wait: float | None = Query(
+            None, description="seconds to wait for the instance to finish: 200 with its "
+            "status if it does"
+        ),
     ) -> JSONResponse:
         info = api.operation(name, (Kind.ORCHESTRATION,), "orchestration")
         instance_id = id if id is not None else request.headers.get(INSTANCE_ID_HEADER)
@@ -490,7 +502,7 @@ def create_app(
                     )
         if not existed:
             try:
-                instance_id = await asyncio.to_thread(client.start, op, instance_id)
+                instance_id = await run(client.start, op, instance_id)
             except ReactiveError as exc:  # e.g. the id was taken meanwhile
                 raise ApiError(409, str(exc)) from None
             record = status.get(instance_id)
@@ -498,6 +510,10 @@ def create_app(
                 raise ApiError(409, f"instance id {instance_id!r} is taken by {record.name}")
         assert instance_id is not None
         url = status_url(instance_id)
+        if wait is not None:
+            record = await api.wait(instance_id, _timeout(wait))
+            if record is not None and record.status in FINISHED:
+                return JSONResponse(record_json(record), headers={"location": url})
         return JSONResponse(
             {"id": instance_id, "name": name, "created": not existed, "status_url": url,
              "wait_url": f"{url}/wait"},
@@ -508,7 +524,7 @@ def create_app(
     # -- reading -------------------------------------------------------------------------
 
     @router.get("/instances/{instance_id}", summary="An instance's status")
-    def get_instance(
+    async def get_instance(
         instance_id: str,
         history: bool = Query(False, description="include the instance's history"),
     ) -> dict[str, Any]:
@@ -541,7 +557,7 @@ def create_app(
         description="Filters: status, name, created since/until (ISO-8601 or seconds since "
         "the epoch). Ordered by instance id; follow `next` (as ?cursor=) for the next page.",
     )
-    def list_instances(
+    async def list_instances(
         status_filter: str | None = Query(None, alias="status"),
         name: str | None = None,
         since: str | None = None,
@@ -644,7 +660,7 @@ def create_app(
         seconds = _timeout(timeout)
         op = await api.build(info, request)
         wire = list(schema.encode_op(op))
-        instance_id = await asyncio.to_thread(client.start, ClientPerform(op=wire), None)
+        instance_id = await run(client.start, ClientPerform(op=wire), None)
         record = await api.wait(instance_id, seconds)
         if record is None or record.status not in FINISHED:
             raise ApiError(
@@ -659,7 +675,7 @@ def create_app(
         raise ApiError(code, f"{name} failed: {error['text']}", type=error["type"])
 
     @router.get("/partitions", summary="Partition health from each partition's last commit")
-    def partitions() -> dict[str, Any]:
+    async def partitions() -> dict[str, Any]:
         return {"partitions": [health_json(h) for h in sorted(
             status.health(), key=lambda h: h.partition
         )]}
@@ -674,7 +690,7 @@ def create_app(
         return Response(body, media_type=content_type)
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/", include_in_schema=False)
