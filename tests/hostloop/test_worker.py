@@ -208,7 +208,7 @@ def test_a_stale_invocation_sends_nothing() -> None:
 
 def test_messages_that_arrive_out_of_order_are_held_and_applied_in_order() -> None:
     """Standard queues and retried batches reorder; a sender's order is kept anyway."""
-    worker, logs, _, status, _, clock = single(counter_app, partitions=2)
+    worker, _logs, _, _status, _, clock = single(counter_app, partitions=2)
     schema = worker.schema
     from reactive.core.messages import LocalOp
 
@@ -265,7 +265,7 @@ def test_poison_is_dead_lettered_with_its_reason_and_stops_nothing(
 def test_a_huge_sequence_number_does_not_shadow_later_messages() -> None:
     """The first loop recorded the highest number seen: one bogus record made every
     later real message from that sender look like a duplicate."""
-    worker, logs, _, status, _, clock = single(counter_app, partitions=2)
+    worker, _logs, _, _status, _, clock = single(counter_app, partitions=2)
     bogus = {"e": "1", "s": 1, "q": 10**12, "m": {"t": "Tick", "dest": 0}}
     worker.handle([Inbound(json.dumps(bogus).encode(), clock(), 1)])
     schema = worker.schema
@@ -283,7 +283,7 @@ def test_a_huge_sequence_number_does_not_shadow_later_messages() -> None:
 def test_commit_bytes_stay_flat_as_the_partition_grows() -> None:
     """A commit writes what changed: one increment costs the same on a partition of 1,000
     states as on one of 10,000."""
-    worker, logs, store, status, _, clock = single(counter_app)
+    worker, logs, _store, status, _, clock = single(counter_app)
     client = SeamClient(worker.schema, 1, logs, status, clock=clock)
     sizes = {}
     created = 0
