@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +112,33 @@ def test_misuse_is_one_line_and_status_2(
 def test_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
     code, _out, err = run(capsys, "status", "x", "--url", "http://127.0.0.1:9")
     assert code == 2 and err.startswith("reactive: error: cannot reach") and err.count("\n") == 1
+
+
+def test_folder_commands_while_a_host_drives_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = str(tmp_path)
+    with driven(ops_app, tmp_path) as host:
+        client = host.client()
+        client.start(Approval(request="trip"), "f-1")
+        until_running(host, "f-1")
+        code, out, err = run(capsys, "list", "tests/http/opsapp.py", "--state", state)
+        assert code == 0 and out.split()[:3] == ["f-1", "Approval", "running"], (out, err)
+        code, out, err = run(capsys, "raise-event", "f-1", "decision", "--value", '"ok"',
+                             "--state", state, "--request-id", "once")
+        assert code == 0, err
+        assert client.wait("f-1", timeout=60) == "trip: ok"
+        code, out, err = run(capsys, "status", "f-1", "--state", state)
+        assert code == 0 and 'result:   "trip: ok"' in out
+        client.start(Approval(request="boat"), "f-2")
+        code, out, err = run(capsys, "terminate", "f-2", "--state", state, "--reason", "storm")
+        assert code == 0, err
+        with pytest.raises(TerminatedError, match="storm"):
+            client.wait("f-2", timeout=60)
+        code, out, err = run(capsys, "purge", "f-2", "--state", state)
+        assert code == 0, err
+        assert host.status.get("f-2") is None
+    code, out, err = run(capsys, "status", "f-1", "--state", str(tmp_path / "missing"))
+    assert code == 2 and "no such folder" in err
+    code, out, err = run(capsys, "status", "f-1", "--state", state, "--app", "samples.hello.app")
+    assert code == 2 and "holds application 'ops'" in err and err.count("\n") == 1
