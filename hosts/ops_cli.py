@@ -28,6 +28,7 @@ import httpx
 
 from hosts.cli import USAGE_ERROR, CliError, _compile, _positive_int, load_app
 from hosts.http import create_app
+from hosts.http.live import local_inspector
 from hosts.local import FolderError, FolderState, LocalHost
 from reactive import App
 from reactive.app import Schema
@@ -436,9 +437,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         else:
             key, origin = _api_key(state)
         host.start_background()  # before client(): a driven host's client does not drive
+        history, describe = local_inspector(host)
         api = create_app(host.schema, host.client(), host.status, api_key=key,
-                         history=getattr(host, "history", None),
-                         describe=getattr(host, "describe", None))
+                         history=getattr(host, "history", history),
+                         describe=getattr(host, "describe", describe))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         print(f"serving {app.name} ({host.count} partitions, state in {state}) at {url}/",
               flush=True)

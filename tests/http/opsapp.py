@@ -82,3 +82,15 @@ class Votes(Orchestration[list[str]]):
 
     async def execute(self, ctx: OrchestrationContext) -> list[str]:
         return [await ctx.wait_for_event("vote") for _ in range(self.count)]
+
+
+@app.register
+class Nap(Orchestration[str]):
+    """Greets, then sleeps on a durable timer."""
+
+    seconds: float = 3600
+
+    async def execute(self, ctx: OrchestrationContext) -> str:
+        greeting = await ctx.perform(Greet(name="nap"))
+        await ctx.sleep(self.seconds)
+        return greeting

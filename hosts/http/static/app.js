@@ -240,13 +240,16 @@ async function refreshDetail() {
   $("#detail-result pre").textContent = JSON.stringify(data.result, null, 2);
   show("#detail-error", Boolean(data.error));
   $("#detail-error .error-text").textContent = data.error ? data.error.text : "";
-  $("#detail-error .traceback").textContent = data.error && data.error.traceback ? data.error.traceback : "";
+  const traceback = data.error && data.error.traceback ? data.error.traceback : "";
+  $("#detail-error .traceback").textContent = traceback;
+  $("#detail-error .traceback").hidden = !traceback;
   const waits = Array.isArray(data.waiting_for) ? data.waiting_for : data.waiting_for ? [data.waiting_for] : [];
   show("#detail-waits", !FINISHED.has(data.status) && waits.length > 0);
   $("#detail-waits ul").replaceChildren(...waits.map((w) => el("li", {}, describeWait(w))));
   const rows = Array.isArray(data.history) ? data.history : [];
   $("#detail-history tbody").replaceChildren(...rows.map((entry, i) => historyRow(i, entry)));
-  $("#history-note").textContent = note || (rows.length ? "" : "no history rows");
+  const empty = data.history === null ? "histories are kept while an instance is live" : "no history rows";
+  $("#history-note").textContent = note || (rows.length ? "" : empty);
   show("#event-form", !FINISHED.has(data.status));
   show("#terminate-form", !FINISHED.has(data.status));
   show("#purge-form", FINISHED.has(data.status));

@@ -1,0 +1,44 @@
+"""What a live instance waits for and its history rows, read from a LocalHost's warm
+partitions by the inspector ``reactive serve`` gives the API."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from hosts.http.live import local_inspector
+from tests.http.conftest import api_over, driven
+from tests.http.opsapp import app as ops_app
+from tests.http.test_api import running
+
+
+def test_waits_and_history_of_live_instances(tmp_path: Path) -> None:
+    with driven(ops_app, tmp_path) as host:
+        history, describe = local_inspector(host)
+        app = api_over(host, "k", history=history, describe=describe)
+        with TestClient(app, headers={"x-api-key": "k"}) as http:
+            http.post("/api/orchestrations/Approval?id=ap", json={"request": "r"})
+            body = running(http, "ap")
+            assert body["waiting_for"] == [{"kind": "event", "name": "decision", "call": 0}]
+            assert http.get("/api/instances/ap?history=true").json()["history"] == [
+                {"n": 0, "kind": "wait", "event": "decision"}
+            ]
+            http.post("/api/instances/ap/events/decision", json="yes")
+            assert http.get("/api/instances/ap/wait?timeout=60").json()["result"] == "r: yes"
+            done = http.get("/api/instances/ap?history=true").json()
+            assert done["history"] is None and "waiting_for" not in done
+
+            http.post("/api/orchestrations/Nap?id=nap", json={"seconds": 3600})
+            for _ in range(2000):
+                waits = http.get("/api/instances/nap").json().get("waiting_for") or []
+                if waits and waits[0]["kind"] == "timer":
+                    break
+                time.sleep(0.005)
+            assert waits[0]["kind"] == "timer" and waits[0]["call"] == 1 and "due" in waits[0]
+            rows = http.get("/api/instances/nap?history=true").json()["history"]
+            assert rows[0] == {"n": 0, "kind": "perform", "operation": "Greet",
+                               "digest": rows[0]["digest"], "ok": True,
+                               "result": "hello nap"}
+            assert rows[1]["kind"] == "sleep" and rows[1]["detail"] == "3600.0"
