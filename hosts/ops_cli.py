@@ -302,9 +302,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     with _backend(args) as backend:
         data = backend.get(args.instance_id, history=True)
-    history = data.get("history") or []
+    history = data.get("history")
     if args.json:
         _print_json(history)
+        return 0
+    if history is None:
+        print(f"{args.instance_id} is {data.get('status')}: histories are kept while an "
+              "instance is live")
         return 0
     if not history:
         print(f"{args.instance_id}: no history rows")
