@@ -137,6 +137,11 @@ class LocalHost:
         self.duplicates_dropped += outcome.duplicates
         return outcome
 
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """Group the client requests made in the block into one durable write (in a state
+        folder: one transaction, one fsync), as a client submitting a batch would."""
+        return self._group()
+
     def _group(self) -> contextlib.AbstractContextManager[None]:
         return self.folder.group() if self.folder is not None else contextlib.nullcontext()
 
