@@ -317,7 +317,7 @@ def _app_logging(emulator: Emulator, stream: TextIO | None, progress: Progress) 
             lg.propagate = propagate
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class InstanceRow:
     """A top-level orchestration instance (started by the application or a client)."""
 
@@ -326,6 +326,7 @@ class InstanceRow:
     status: str
     result: Any = None
     error: dict[str, Any] | None = None
+    waits: list[str] | None = None
 
 
 def _natural(text: str) -> list[Any]:
@@ -386,6 +387,9 @@ def print_summary(
     emulator: Emulator, out: TextIO, list_unhandled: bool, interrupted: bool = False
 ) -> list[InstanceRow]:
     rows = top_level_instances(emulator)
+    for row in rows:
+        if row.status == "running":
+            row.waits = emulator.describe(row.instance_id)
     out.write("\n== summary" + (" (interrupted)" if interrupted else "") + " ==\n")
     if rows:
         id_width = max(len(row.instance_id) for row in rows)
@@ -395,6 +399,8 @@ def print_summary(
                 detail = _shorten(json.dumps(row.result, ensure_ascii=False))
             elif row.error is not None:
                 detail = _wire_error_text(row.error)
+            elif row.waits:
+                detail = "waits for " + "; ".join(row.waits)
             else:
                 detail = ""
             line = f"{row.instance_id:<{id_width}}  {row.name:<{name_width}}  {row.status:<10}"
@@ -455,6 +461,10 @@ def _finish_run(
     for row in rows:
         if row.status in ("failed", "terminated"):
             print(f"{row.name} {row.status}: {_wire_error_text(row.error)}", file=sys.stderr)
+            status = FAILED
+        elif row.status in ("running", "pending") and not interrupted:
+            waits = "; ".join(row.waits or []) or "nothing it can name"
+            print(f"{row.name} ({row.instance_id}) is stuck: waits for {waits}", file=sys.stderr)
             status = FAILED
     if emulator.unhandled:
         print(

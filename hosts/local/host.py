@@ -19,6 +19,7 @@ from typing import Protocol
 from hosts.local.folder import FolderState
 from reactive import App
 from reactive.core.partition import Partition
+from reactive.core.waits import describe_waits
 from reactive.hosting.client import SeamClient
 from reactive.hosting.memory import MemoryLogs, MemoryStatusStore, MemoryStore
 from reactive.hosting.seams import Inbound, Outgoing, SnapshotStore, StatusStore
@@ -137,6 +138,11 @@ class LocalHost:
         self.duplicates_dropped += outcome.duplicates
         return outcome
 
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """Group the client requests made in the block into one durable write (in a state
+        folder: one transaction, one fsync), as a client submitting a batch would."""
+        return self._group()
+
     def _group(self) -> contextlib.AbstractContextManager[None]:
         return self.folder.group() if self.folder is not None else contextlib.nullcontext()
 
@@ -218,6 +224,11 @@ class LocalHost:
     def parts(self) -> list[Partition]:
         """The live partitions (loading any that are not warm)."""
         return [w.partition() for w in self.workers]
+
+    def describe(self, instance_id: str) -> list[str] | None:
+        """What a live instance waits for (None if it is not live)."""
+        owner = self.schema.instance_owner(instance_id, self.count)
+        return describe_waits(self.workers[owner].partition(), instance_id)
 
     def app_lines(self) -> list[str]:
         return [text for _, _, text in self.logs]
