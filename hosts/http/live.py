@@ -1,9 +1,10 @@
 """History rows and current waits of live instances, read from an in-process host's warm
 partitions: the ``history`` and ``describe`` callables ``reactive serve`` hands the API.
 
-A stopgap until hosts offer these themselves: it reads the partition state machine's
-orchestration records (calls, responses, futures, timers) under the host's lock, so it
-sees a consistent state between invocations. Finished instances have no history here
+The host's own ``describe`` is used when it has one; history rows are read here, a
+stopgap until hosts offer them: from the partition state machine's orchestration records
+(calls, responses, futures, timers). Both are read under the host's lock, which its
+driver holds during an invocation, so that a request never sees a state mid-change. Finished instances have no history here
 (their partition keeps only the result); anything unexpected in the records gives
 ``None`` rather than an error.
 """
@@ -69,8 +70,12 @@ class LocalInspector:
     def history(self, instance_id: str) -> list[dict[str, Any]] | None:
         return self._locked(self._history, instance_id)  # type: ignore[no-any-return]
 
-    def describe(self, instance_id: str) -> list[dict[str, Any]] | None:
-        return self._locked(self._describe, instance_id)  # type: ignore[no-any-return]
+    def describe(self, instance_id: str) -> list[Any] | None:
+        """The host's own account when it has one (``LocalHost.describe``: one line per
+        wait), else what the records show; read between invocations either way."""
+        own = getattr(self.host, "describe", None)
+        read = own if callable(own) else self._describe
+        return self._locked(read, instance_id)  # type: ignore[no-any-return]
 
     def _history(self, instance_id: str) -> list[dict[str, Any]] | None:
         found = self._run(instance_id)

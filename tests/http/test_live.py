@@ -21,7 +21,7 @@ def test_waits_and_history_of_live_instances(tmp_path: Path) -> None:
         with TestClient(app, headers={"x-api-key": "k"}) as http:
             http.post("/api/orchestrations/Approval?id=ap", json={"request": "r"})
             body = running(http, "ap")
-            assert body["waiting_for"] == [{"kind": "event", "name": "decision", "call": 0}]
+            assert body["waiting_for"] == ["event 'decision'"]
             assert http.get("/api/instances/ap?history=true").json()["history"] == [
                 {"n": 0, "kind": "wait", "event": "decision"}
             ]
@@ -33,12 +33,33 @@ def test_waits_and_history_of_live_instances(tmp_path: Path) -> None:
             http.post("/api/orchestrations/Nap?id=nap", json={"seconds": 3600})
             for _ in range(2000):
                 waits = http.get("/api/instances/nap").json().get("waiting_for") or []
-                if waits and waits[0]["kind"] == "timer":
+                if waits and waits[0].startswith("timer due at "):
                     break
                 time.sleep(0.005)
-            assert waits[0]["kind"] == "timer" and waits[0]["call"] == 1 and "due" in waits[0]
+            assert len(waits) == 1 and waits[0].startswith("timer due at "), waits
             rows = http.get("/api/instances/nap?history=true").json()["history"]
             assert rows[0] == {"n": 0, "kind": "perform", "operation": "Greet",
                                "digest": rows[0]["digest"], "ok": True,
                                "result": "hello nap"}
             assert rows[1]["kind"] == "sleep" and rows[1]["detail"] == "3600.0"
+
+
+def test_records_reader_without_the_hosts_own_describe(tmp_path: Path) -> None:
+    """Hosts without ``describe``: the waits come from the records, as data."""
+    with driven(ops_app, tmp_path) as host:
+        history, describe = local_inspector(_WithoutDescribe(host))
+        app = api_over(host, "k", history=history, describe=describe)
+        with TestClient(app, headers={"x-api-key": "k"}) as http:
+            http.post("/api/orchestrations/Approval?id=ap", json={"request": "r"})
+            body = running(http, "ap")
+            assert body["waiting_for"] == [{"kind": "event", "name": "decision", "call": 0}]
+
+
+class _WithoutDescribe:
+    def __init__(self, host: object) -> None:
+        self._host = host
+
+    def __getattr__(self, name: str) -> object:
+        if name == "describe":
+            raise AttributeError(name)
+        return getattr(self._host, name)
