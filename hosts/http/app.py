@@ -162,7 +162,7 @@ def health_json(health: PartitionHealth) -> dict[str, Any]:
         "next_due": iso(health.next_due),
         "snapshot_bytes": health.snapshot_bytes,
         "dead_letters": health.dead_letters,
-        "live_instances": health.live_instances,
+        "live_runs": health.live_runs,
     }
     backlog = getattr(health, "backlog", None)
     if backlog is not None:

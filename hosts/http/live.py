@@ -4,9 +4,9 @@ partitions: the ``history`` and ``describe`` callables ``reactive serve`` hands 
 The host's own ``describe`` is used when it has one; history rows are read here, a
 stopgap until hosts offer them: from the partition state machine's orchestration records
 (calls, responses, futures, timers). Both are read under the host's lock, which its
-driver holds during an invocation, so that a request never sees a state mid-change. Finished instances have no history here
-(their partition keeps only the result); anything unexpected in the records gives
-``None`` rather than an error.
+driver holds during an invocation, so that a request never sees a state mid-change.
+Finished instances have no history here (their partition keeps only the result);
+anything unexpected in the records gives ``None`` rather than an error.
 """
 
 from __future__ import annotations

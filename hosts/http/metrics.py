@@ -51,8 +51,8 @@ class StoreCollector(Collector):
                                "Size of the partition's snapshot"),
             "dead_letters": ("reactive_partition_dead_letters",
                              "Inputs the partition could not process"),
-            "live_instances": ("reactive_partition_live_instances",
-                               "Live orchestration instances in the partition"),
+            "live_runs": ("reactive_partition_live_runs",
+                          "Orchestrations and state initializers in the partition's memory"),
             "backlog": ("reactive_partition_backlog", "Inputs waiting to be processed"),
         }
         families = {

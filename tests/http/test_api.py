@@ -188,7 +188,7 @@ def test_app_partitions_metrics_openapi(env: Env) -> None:
     described = env.http.get("/api/app").json()
     assert described["name"] == "ops"
     assert [o["name"] for o in described["orchestrations"]] == [
-        "Approval", "Broken", "Greet", "Other", "Votes"
+        "Approval", "Broken", "Greet", "Nap", "Other", "Votes"
     ]
     assert "name" in described["orchestrations"][2]["schema"]["properties"]
     env.http.post("/api/orchestrations/Greet?id=m1", json={"name": "m"})

@@ -301,7 +301,7 @@ async function refreshPartitions() {
     el("td", {}, when(p.committed_at)),
     el("td", {}, when(p.next_due)),
     el("td", {}, p.backlog == null ? "" : String(p.backlog)),
-    el("td", {}, String(p.live_instances)),
+    el("td", {}, String(p.live_runs)),
     el("td", {}, bytes(p.snapshot_bytes)),
     el("td", { className: p.dead_letters ? "failed" : "" }, String(p.dead_letters)))));
   if (!data.partitions.length) body.append(el("tr", {}, el("td", { colspan: "8", className: "muted" }, "no commits yet")));
