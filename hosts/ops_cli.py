@@ -27,7 +27,7 @@ from urllib.parse import quote
 import httpx
 
 from hosts.cli import USAGE_ERROR, CliError, _compile, _positive_int, load_app
-from hosts.http import create_app
+from hosts.http import create_app, follow_commits
 from hosts.http.live import local_inspector
 from hosts.local import FolderError, FolderState, LocalHost
 from reactive import App
@@ -443,7 +443,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host.start_background()  # before client(): a driven host's client does not drive
         history, describe = local_inspector(host)
         api = create_app(host.schema, host.client(), host.status, api_key=key,
-                         history=history, describe=describe)
+                         history=history, describe=describe, batch=host.batch)
+        follow_commits(api, host.status)
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         print(f"serving {app.name} ({host.count} partitions, state in {state}) at {url}/",
               flush=True)

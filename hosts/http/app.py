@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import functools
 import hmac
 import inspect
 import ipaddress
@@ -33,6 +34,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hosts.http.metrics import Metrics
+from hosts.http.pump import Batch, GroupWriter, Watcher, observe_publish
 from reactive.app import Kind, OperationInfo, Schema
 from reactive.client import Client
 from reactive.core.builtin_ops import BUILTINS, ClientPerform
@@ -48,9 +50,6 @@ MAX_ID_LENGTH = 200
 DEFAULT_WAIT = 30.0  # seconds a long poll waits when no timeout is given
 MAX_WAIT = 300.0
 MAX_LIMIT = 1000
-POLL_FIRST = 0.001  # seconds between status polls while waiting, for POLL_STEADY polls,
-POLL_STEADY = 50  # then doubling every POLL_STEADY polls up to POLL_MAX
-POLL_MAX = 0.05
 STATIC = Path(__file__).parent / "static"
 
 HistoryFn = Callable[[str], Any]
@@ -205,6 +204,7 @@ class Api:
         status: StatusStore,
         history: HistoryFn | None,
         describe: DescribeFn | None,
+        batch: Batch | None = None,
     ) -> None:
         self.schema = schema
         self.client = client
@@ -214,6 +214,8 @@ class Api:
         self.user_ops = {
             info.name: info for info in schema.operations.values() if info.cls not in BUILTINS
         }
+        self.watcher = Watcher(status)
+        self.writer = GroupWriter(batch)
         self.event_request_ids = _accepts(client.raise_event, "request_id")
         self.terminate_request_ids = _accepts(client.terminate, "request_id")
 
@@ -276,14 +278,18 @@ class Api:
 
     # -- statuses ----------------------------------------------------------------------
 
-    def record(self, instance_id: str) -> StatusRecord:
-        record = self.status.get(check_instance_id(instance_id))
+    async def get(self, instance_id: str) -> StatusRecord | None:
+        """A store read, off the event loop (a store may block while a commit syncs)."""
+        return await asyncio.to_thread(self.status.get, instance_id)
+
+    async def record(self, instance_id: str) -> StatusRecord:
+        record = await self.get(check_instance_id(instance_id))
         if record is None:
             raise ApiError(404, f"no instance {instance_id!r}")
         return record
 
-    def live_record(self, instance_id: str, action: str) -> StatusRecord:
-        record = self.record(instance_id)
+    async def live_record(self, instance_id: str, action: str) -> StatusRecord:
+        record = await self.record(instance_id)
         if record.status in FINISHED:
             raise ApiError(
                 409, f"cannot {action}: instance {instance_id!r} is already {record.status}"
@@ -291,30 +297,17 @@ class Api:
         return record
 
     async def wait(self, instance_id: str, timeout: float) -> StatusRecord | None:
-        """Poll the status store until the instance is finished or ``timeout`` passes."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        polls = 0
-        while True:
-            record = self.status.get(instance_id)
-            if record is None or record.status in FINISHED:
-                return record
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return record
-            # every millisecond at first (most instances finish in a few), then backing off
-            delay = min(POLL_FIRST * 2 ** max(0, polls // POLL_STEADY - 1), POLL_MAX)
-            polls += 1
-            await asyncio.sleep(min(delay, remaining))
+        """The record once the instance is finished, or the latest after ``timeout``."""
+        return await self.watcher.wait(instance_id, timeout)
 
-    def details(self, record: StatusRecord, with_history: bool) -> dict[str, Any]:
+    async def details(self, record: StatusRecord, with_history: bool) -> dict[str, Any]:
         out = record_json(record)
         if self.describe is not None and record.status not in FINISHED:
-            out["waiting_for"] = self.describe(record.instance_id)
+            out["waiting_for"] = await asyncio.to_thread(self.describe, record.instance_id)
         if with_history:
             if self.history is None:
                 raise ApiError(501, "this server does not keep instance histories")
-            out["history"] = self.history(record.instance_id)
+            out["history"] = await asyncio.to_thread(self.history, record.instance_id)
         return out
 
 
@@ -337,6 +330,16 @@ def _schema_of(info: OperationInfo) -> dict[str, Any]:
         return {"type": "object", "properties": {name: {} for name in info.cls.model_fields}}
 
 
+def follow_commits(app: FastAPI, store: Any) -> bool:
+    """Resolve the app's waits as ``store`` (the status store the host's partitions
+    publish to, in this process) commits status changes, instead of by polling alone."""
+    api: Api = app.state.api
+    if not observe_publish(store, api.watcher.published):
+        return False
+    api.watcher.notified()
+    return True
+
+
 def create_app(
     schema: Schema,
     client: Client,
@@ -345,6 +348,7 @@ def create_app(
     api_key: str | None,
     history: HistoryFn | None = None,
     describe: DescribeFn | None = None,
+    batch: Batch | None = None,
 ) -> FastAPI:
     """The API under ``/api``, the dashboard at ``/``, ``/metrics`` and ``/openapi.json``.
 
@@ -352,13 +356,15 @@ def create_app(
     ``/api`` and ``/metrics`` request. ``api_key=None`` turns authentication off and then
     refuses every peer that is not on the loopback interface: pass it only for a server
     bound to 127.0.0.1 whose user asked for no key.
+
+    Client requests (starts, events, terminations) run in one writer thread, those that
+    arrive together inside one ``batch()`` block when given (``LocalHost.batch``: one
+    transaction and one fsync for the lot); waits are answered by one watcher thread.
     """
     if api_key is not None and not api_key:
         raise ValueError("api_key must be a non-empty string, or None for no authentication")
-    api = Api(schema, client, status, history, describe)
-
-    async def run(fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.to_thread(fn, *args)
+    api = Api(schema, client, status, history, describe, batch)
+    run = api.writer.call
 
     metrics = Metrics(status)
     app = FastAPI(
@@ -493,7 +499,7 @@ def create_app(
         op = await api.build(info, request)
         existed = False
         if instance_id is not None:
-            existing = status.get(instance_id)
+            existing = await api.get(instance_id)
             if existing is not None:
                 existed = True
                 if existing.name != name:
@@ -505,9 +511,6 @@ def create_app(
                 instance_id = await run(client.start, op, instance_id)
             except ReactiveError as exc:  # e.g. the id was taken meanwhile
                 raise ApiError(409, str(exc)) from None
-            record = status.get(instance_id)
-            if record is not None and record.name != name:  # lost a race for the id
-                raise ApiError(409, f"instance id {instance_id!r} is taken by {record.name}")
         assert instance_id is not None
         url = status_url(instance_id)
         if wait is not None:
@@ -528,7 +531,7 @@ def create_app(
         instance_id: str,
         history: bool = Query(False, description="include the instance's history"),
     ) -> dict[str, Any]:
-        return api.details(api.record(instance_id), history)
+        return await api.details(await api.record(instance_id), history)
 
     @router.get(
         "/instances/{instance_id}/wait",
@@ -577,7 +580,7 @@ def create_app(
             after=cursor or None,
             limit=limit + 1,
         )
-        records = status.query(query)
+        records = await asyncio.to_thread(status.query, query)
         more = len(records) > limit
         records = records[:limit]
         return {
@@ -596,15 +599,15 @@ def create_app(
         openapi_extra={"requestBody": {"content": {"application/json": {"schema": {}}}}},
     )
     async def raise_event(instance_id: str, event: str, request: Request) -> dict[str, Any]:
-        api.live_record(instance_id, f"raise {event!r}")
+        await api.live_record(instance_id, f"raise {event!r}")
         value = await api.body_json(request)
         request_id = request.headers.get(REQUEST_ID_HEADER)
         if request_id is not None and api.event_request_ids:
-            await asyncio.to_thread(
+            await run(functools.partial(
                 client.raise_event, instance_id, event, value, request_id=request_id  # type: ignore[call-arg]
-            )
+            ))
         else:
-            await asyncio.to_thread(client.raise_event, instance_id, event, value)
+            await run(client.raise_event, instance_id, event, value)
         return {"id": instance_id, "event": event, "accepted": True}
 
     @router.post(
@@ -616,7 +619,7 @@ def create_app(
     async def terminate(
         instance_id: str, request: Request, reason: str | None = None
     ) -> dict[str, Any]:
-        api.live_record(instance_id, "terminate")
+        await api.live_record(instance_id, "terminate")
         body = await api.body_json(request)
         if reason is None and isinstance(body, dict) and isinstance(body.get("reason"), str):
             reason = body["reason"]
@@ -624,22 +627,22 @@ def create_app(
             raise ApiError(422, 'the request body must be {"reason": "..."} or empty')
         request_id = request.headers.get(REQUEST_ID_HEADER)
         if request_id is not None and api.terminate_request_ids:
-            await asyncio.to_thread(
+            await run(functools.partial(
                 client.terminate, instance_id, reason or "", request_id=request_id  # type: ignore[call-arg]
-            )
+            ))
         else:
-            await asyncio.to_thread(client.terminate, instance_id, reason or "")
+            await run(client.terminate, instance_id, reason or "")
         return {"id": instance_id, "terminating": True}
 
     @router.delete("/instances/{instance_id}", summary="Purge a finished instance's status")
-    def purge(instance_id: str) -> dict[str, Any]:
-        record = api.record(instance_id)
+    async def purge(instance_id: str) -> dict[str, Any]:
+        record = await api.record(instance_id)
         if record.status not in FINISHED:
             raise ApiError(
                 409, f"cannot purge: instance {instance_id!r} is {record.status}; terminate it "
                 "first"
             )
-        if not status.purge(instance_id):
+        if not await asyncio.to_thread(status.purge, instance_id):
             raise ApiError(404, f"no finished instance {instance_id!r}")
         return {"id": instance_id, "purged": True}
 
@@ -667,7 +670,7 @@ def create_app(
                 504, f"{name} did not finish within {seconds:g} s; follow "
                 f"{status_url(instance_id)}", id=instance_id
             )
-        status.purge(instance_id)
+        await asyncio.to_thread(status.purge, instance_id)
         if record.status == "completed":
             return {"result": record.result}
         error = error_json(record.error) or {"type": "Error", "text": "failed"}
@@ -676,9 +679,8 @@ def create_app(
 
     @router.get("/partitions", summary="Partition health from each partition's last commit")
     async def partitions() -> dict[str, Any]:
-        return {"partitions": [health_json(h) for h in sorted(
-            status.health(), key=lambda h: h.partition
-        )]}
+        health = await asyncio.to_thread(status.health)
+        return {"partitions": [health_json(h) for h in sorted(health, key=lambda h: h.partition)]}
 
     app.include_router(router)
 

@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from hosts.http import create_app
+from hosts.http import create_app, follow_commits
 from hosts.local import LocalHost
 from reactive import App
 from tests.http.opsapp import app as ops_app
@@ -43,7 +43,11 @@ def driven(app: App, state: Path | None, partitions: int = 2) -> Iterator[LocalH
 
 
 def api_over(host: LocalHost, api_key: str | None, **kwargs: Any) -> Any:
-    return create_app(host.schema, host.client(), host.status, api_key=api_key, **kwargs)
+    """The API as ``reactive serve`` builds it: grouped writes, waits told of commits."""
+    app = create_app(host.schema, host.client(), host.status, api_key=api_key,
+                     batch=host.batch, **kwargs)
+    follow_commits(app, host.status)
+    return app
 
 
 @pytest.fixture
