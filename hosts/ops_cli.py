@@ -38,6 +38,7 @@ API_KEY_ENV = "REACTIVE_API_KEY"
 API_KEY_FILE = "api-key"
 DEFAULT_PORT = 8080
 HTTP_TIMEOUT = 30.0
+KEEP_ALIVE = 75  # seconds an idle connection stays open (long polls, clients' pools)
 SERVER_ERROR = 1
 RESULT_WIDTH = 120
 
@@ -455,7 +456,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"dashboard: {url}/#key={key}", flush=True)
         config = uvicorn.Config(
             api, log_level="warning" if args.quiet else "info", lifespan="off",
-            timeout_graceful_shutdown=5,
+            timeout_graceful_shutdown=5, timeout_keep_alive=KEEP_ALIVE,
         )
         uvicorn.Server(config).run(sockets=[sock])
     finally:
