@@ -23,7 +23,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=LOOPBACK, choices=[LOOPBACK], help="listen address")
     parser.add_argument("--port", type=int, default=0, help="TCP port; 0 picks a free one")
     parser.add_argument(
-        "--hub", type=_hub, action="append", default=[], metavar="NAME:PARTITIONS",
+        "--hub",
+        type=_hub,
+        action="append",
+        default=[],
+        metavar="NAME:PARTITIONS",
         help="an event hub and its partition count (repeatable)",
     )
     parser.add_argument("--verbose", action="store_true", help="log protocol problems to stderr")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import struct
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -82,11 +83,12 @@ class Partition:
         if partition_key is not None and not any(
             decode_value(k) == b"x-opt-partition-key" for k, _ in entries
         ):
-            entries.append((_symbol(b"x-opt-partition-key"), partition_key))
+            entries.append((_PARTITION_KEY, partition_key))
+        offset = str(self.next_offset).encode()
         entries += [
-            (_symbol(b"x-opt-sequence-number"), encoded({"TYPE": "LONG", "VALUE": seq})),
-            (_symbol(b"x-opt-offset"), encoded({"TYPE": "STRING", "VALUE": str(self.next_offset)})),
-            (_symbol(b"x-opt-enqueued-time"), encoded({"TYPE": "TIMESTAMP", "VALUE": enqueued})),
+            (_SEQUENCE_KEY, b"\x81" + _LONG.pack(seq)),
+            (_OFFSET_KEY, bytes((0xA1, len(offset))) + offset),
+            (_ENQUEUED_KEY, b"\x83" + _LONG.pack(enqueued)),
         ]
         tail = annotations_section(SEC_MESSAGE_ANNOTATIONS, entries) + message.bare
         event = Event(seq, self.next_offset, enqueued, message.header, tail)
@@ -133,8 +135,8 @@ class Partition:
             if epochs and max(epochs) > sub.epoch:
                 raise AttachRefused(
                     LINK_STOLEN,
-                    f"A receiver with a higher owner level ({max(epochs)}) already exists on {where};"
-                    f" a receiver with owner level {sub.epoch} cannot be created.",
+                    f"A receiver with a higher owner level ({max(epochs)}) already exists on"
+                    f" {where}; a receiver with owner level {sub.epoch} cannot be created.",
                 )
             for old in list(current):
                 current.remove(old)
@@ -176,6 +178,13 @@ _SELECTOR = re.compile(
 
 def _symbol(name: bytes) -> bytes:
     return encoded({"TYPE": "SYMBOL", "VALUE": name})
+
+
+_LONG = struct.Struct(">q")
+_SEQUENCE_KEY = _symbol(b"x-opt-sequence-number")
+_OFFSET_KEY = _symbol(b"x-opt-offset")
+_ENQUEUED_KEY = _symbol(b"x-opt-enqueued-time")
+_PARTITION_KEY = _symbol(b"x-opt-partition-key")
 
 
 @dataclass

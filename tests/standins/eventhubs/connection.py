@@ -172,7 +172,7 @@ class Connection:
         self.sessions.clear()
 
     def _dispatch(self, channel: int, code: int, fields: list[Any]) -> None:
-        if code == TRANSFER or code == FLOW or code == ATTACH or code == DETACH:
+        if code in (TRANSFER, FLOW, ATTACH, DETACH):
             session = self.sessions.get(channel)
             if session is None:
                 return  # frames for a session already ended are ignored

@@ -1,7 +1,11 @@
 """Pytest fixture: one Event Hubs stand-in per test session.
 
-Use it from a conftest.py (``from tests.standins.eventhubs.fixtures import eventhubs as eventhubs``)
-and ask for ``eventhubs`` in a test; ``eventhubs.connection_string("orders")`` is what the SDK needs.
+Use it from a conftest.py::
+
+    from tests.standins.eventhubs.fixtures import eventhubs as eventhubs
+
+and ask for ``eventhubs`` in a test; ``eventhubs.connection_string("orders")`` is what the SDK
+needs.
 """
 
 from __future__ import annotations

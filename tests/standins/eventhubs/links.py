@@ -76,8 +76,8 @@ class Link:
                 role=not role_client,
                 send_settle_mode=fields[3],
                 rcv_settle_mode=fields[4],
-                source=Source(address=source),
-                target=Target(address=target),
+                source=Source._make([source] + [None] * 10),
+                target=Target._make([target] + [None] * 6),
                 unsettled=None,
                 incomplete_unsettled=False,
                 initial_delivery_count=initial_delivery_count,
@@ -93,7 +93,11 @@ class Link:
         if self.detach_sent:
             return
         self.detach_sent = True
-        error = AMQPError(condition=condition, description=description, info=None) if condition else None
+        error = (
+            AMQPError(condition=condition, description=description, info=None)
+            if condition
+            else None
+        )
         self.session.send(DetachFrame(handle=self.handle, closed=True, error=error))
         self.closed()
 
@@ -118,7 +122,13 @@ class InboundLink(Link):
         self.session.flow(self, delivery_count=self.delivery_count, link_credit=self.credit)
 
     def on_transfer(self, fields: list[Any]) -> None:
-        delivery_id, settled, fmt, more, aborted = fields[1], fields[4], fields[3], fields[5], fields[9]
+        delivery_id, settled, fmt, more, aborted = (
+            fields[1],
+            fields[4],
+            fields[3],
+            fields[5],
+            fields[9],
+        )
         if delivery_id is not None and not self._payload:
             self._delivery_id = delivery_id
             self._settled = bool(settled)
@@ -135,7 +145,9 @@ class InboundLink(Link):
             outcome = self.deliver(payload, self._format)
         except AttachRefused as refused:
             outcome = Rejected(
-                error=AMQPError(condition=refused.condition, description=refused.description, info=None)
+                error=AMQPError(
+                    condition=refused.condition, description=refused.description, info=None
+                )
             )
         if not self._settled and self._delivery_id is not None:
             self.session.settle(self._delivery_id, outcome)
@@ -312,7 +324,10 @@ class PartitionReader(OutboundLink):
         entries = [
             (encoded({"TYPE": "SYMBOL", "VALUE": name.encode()}), encoded(value))
             for name, value in (
-                ("last_enqueued_sequence_number", {"TYPE": "LONG", "VALUE": info.last_sequence_number}),
+                (
+                    "last_enqueued_sequence_number",
+                    {"TYPE": "LONG", "VALUE": info.last_sequence_number},
+                ),
                 ("last_enqueued_offset", {"TYPE": "STRING", "VALUE": info.last_offset}),
                 ("last_enqueued_time_utc", {"TYPE": "TIMESTAMP", "VALUE": info.last_enqueued_ms}),
                 ("runtime_info_retrieval_time_utc", {"TYPE": "TIMESTAMP", "VALUE": _now_ms()}),
@@ -345,7 +360,9 @@ def open_link(session: Session, broker: Broker, fields: list[Any]) -> Link:
         if len(parts) == 3 and parts[1].lower() == "partitions":
             return ProducerLink(session, name, handle, path, hub, _partition(hub, parts[2]))
     elif (
-        len(parts) == 5 and parts[1].lower() == "consumergroups" and parts[3].lower() == "partitions"
+        len(parts) == 5
+        and parts[1].lower() == "consumergroups"
+        and parts[3].lower() == "partitions"
     ):
         partition = _partition(hub, parts[4])
         reader = PartitionReader(session, name, handle, path, partition, parts[2], fields)
@@ -357,6 +374,7 @@ def _partition(hub: Hub, pid: str) -> Partition:
     partition = hub.partition(pid)
     if partition is None:
         raise AttachRefused(
-            NOT_FOUND, f"Partition '{pid}' of '{hub.name}' does not exist ({len(hub.partitions)} partitions)."
+            NOT_FOUND,
+            f"Partition '{pid}' of '{hub.name}' does not exist ({len(hub.partitions)} partitions).",
         )
     return partition
