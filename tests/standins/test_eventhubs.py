@@ -48,6 +48,8 @@ def collect(
     partition_id: str | None = None,
     consumer_group: str = "$Default",
     timeout: float = 30,
+    prefetch: int = 300,
+    contexts: list[PartitionContext] | None = None,
 ) -> list[EventData]:
     """Receive with EventHubConsumerClient.receive_batch until ``count`` events have arrived."""
     got: list[EventData] = []
@@ -57,6 +59,8 @@ def collect(
 
     def on_batch(ctx: PartitionContext, events: list[EventData]) -> None:
         got.extend(events)
+        if contexts is not None and events:
+            contexts.append(ctx)
         if len(got) >= count:
             client.close()
 
@@ -70,6 +74,8 @@ def collect(
                 starting_position=starting_position,
                 starting_position_inclusive=inclusive,
                 max_batch_size=300,
+                prefetch=prefetch,
+                track_last_enqueued_event_properties=contexts is not None,
             )
     finally:
         timer.cancel()
@@ -258,17 +264,31 @@ def test_receive_from_latest_sees_only_new_events(eventhubs: StandIn) -> None:
 
 
 def test_two_consumer_groups_see_the_same_events(eventhubs: StandIn) -> None:
-    send_to(eventhubs, "groups", [f"g{i}" for i in range(4)], partition_id="0")
-    first = collect(eventhubs, "groups", 4, partition_id="0", consumer_group="$Default")
-    second = collect(eventhubs, "groups", 4, partition_id="0", consumer_group="audit")
-    assert bodies(first) == bodies(second) == [f"g{i}" for i in range(4)]
+    send_to(eventhubs, "groups", [f"g{i}" for i in range(10)], partition_id="0")
+    first = collect(eventhubs, "groups", 10, partition_id="0", consumer_group="$Default")
+    contexts: list[PartitionContext] = []
+    # a prefetch of 3 makes the SDK grant credit four times over
+    second = collect(
+        eventhubs,
+        "groups",
+        10,
+        partition_id="0",
+        consumer_group="audit",
+        prefetch=3,
+        contexts=contexts,
+    )
+    assert bodies(first) == bodies(second) == [f"g{i}" for i in range(10)]
     assert [e.offset for e in first] == [e.offset for e in second]
+    last = contexts[-1].last_enqueued_event_properties
+    assert last is not None
+    assert last["sequence_number"] == 9
+    assert last["offset"] == first[-1].offset
 
 
 class _Receiver:
     """EventHubConsumerClient.receive on one partition in a thread, with an owner level."""
 
-    def __init__(self, standin: StandIn, owner_level: int) -> None:
+    def __init__(self, standin: StandIn, owner_level: int | None) -> None:
         self.events: list[str] = []
         self.errors: list[Exception] = []
         self.client = EventHubConsumerClient.from_connection_string(
@@ -324,6 +344,14 @@ def test_higher_owner_level_disconnects_lower(eventhubs: StandIn) -> None:
         assert wait_for(lambda: "after" in high.events)
         time.sleep(0.5)
         assert "after" not in low.events[seen_by_low:]
+        for late_level in (0, None):  # lower, or no owner level at all: refused while high reads
+            late = _Receiver(eventhubs, owner_level=late_level)
+            try:
+                assert wait_for(lambda: bool(late.errors))  # noqa: B023
+                assert "amqp:link:stolen" in str(late.errors[0])
+                assert late.events == []
+            finally:
+                late.close()
     finally:
         low.close()
         if high is not None:
