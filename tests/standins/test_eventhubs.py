@@ -430,6 +430,39 @@ def test_900_kb_event(eventhubs: StandIn) -> None:
     assert b"".join(cast("Iterable[bytes]", got[0].body)) == payload
 
 
+def test_small_frames_split_large_deliveries(eventhubs: StandIn) -> None:
+    """The SDK's AMQP layer with a 4 KiB max frame size and SASL PLAIN: the stand-in splits."""
+    from azure.eventhub._pyamqp import ReceiveClient
+    from azure.eventhub._pyamqp.authentication import SASLPlainAuth
+    from azure.eventhub._pyamqp.endpoints import Source
+
+    payload = os.urandom(300_000)
+    with producer(eventhubs, "large") as p:
+        seq = p.get_partition_properties("0")["last_enqueued_sequence_number"]
+        p.send_event(EventData(payload), partition_id="0")
+    selector = f"amqp.annotation.x-opt-sequence-number > '{seq}'".encode()
+    source = Source(  # type: ignore[call-arg]  # the SDK gives the other fields defaults
+        address=f"amqp://127.0.0.1:{eventhubs.port}/large/ConsumerGroups/$Default/Partitions/0",
+        filters={
+            b"apache.org:selector-filter:string": (b"apache.org:selector-filter:string", selector)
+        },
+    )
+    client = ReceiveClient(  # type: ignore[no-untyped-call]
+        f"127.0.0.1:{eventhubs.port}",
+        source,
+        auth=SASLPlainAuth("RootManageSharedAccessKey", "SAS_KEY_VALUE"),
+        use_tls=False,
+        max_frame_size=4096,
+        link_credit=10,
+    )
+    try:
+        messages = client.receive_message_batch(max_batch_size=1, timeout=20)
+    finally:
+        client.close()  # type: ignore[no-untyped-call]
+    assert len(messages) == 1
+    assert b"".join(messages[0].data) == payload
+
+
 # --- aio clients -------------------------------------------------------------------------------
 
 
@@ -502,7 +535,8 @@ def test_sasl_mechanisms_are_accepted(eventhubs: StandIn, mechanism: str) -> Non
         transport.close()  # type: ignore[no-untyped-call]
 
 
-def test_cli_prints_ready_and_stops_on_sigterm() -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_cli_prints_ready_and_stops_on_signal(stop_signal: signal.Signals) -> None:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -527,7 +561,7 @@ def test_cli_prints_ready_and_stops_on_sigterm() -> None:
         assert line[0] == "ready" and int(line[1]) > 0
         with socket.create_connection(("127.0.0.1", int(line[1])), timeout=5):
             pass
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop_signal)
         assert proc.wait(10) == 0
     finally:
         if proc.poll() is None:
