@@ -193,6 +193,15 @@ def test_partition_key_is_stable(eventhubs: StandIn) -> None:
     assert {e.partition_key for e in got} == {b"customer-42"}
 
 
+def test_different_keys_use_different_partitions(eventhubs: StandIn) -> None:
+    with producer(eventhubs, "spread") as p:
+        for i in range(24):
+            p.send_event(EventData(f"k{i}"), partition_key=f"key-{i}")
+        used = [p.get_partition_properties(pid)["last_enqueued_sequence_number"] for pid in "0123"]
+    assert sum(n + 1 for n in used) == 24
+    assert sum(1 for n in used if n >= 0) >= 3, used
+
+
 def test_send_to_hub_spreads_over_partitions(eventhubs: StandIn) -> None:
     with producer(eventhubs, "results") as p:
         for i in range(6):

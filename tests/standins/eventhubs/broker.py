@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-from .codec import SEC_MESSAGE_ANNOTATIONS, Incoming, annotations_section, decode_value, encoded
+from .codec import SEC_MESSAGE_ANNOTATIONS, Incoming, annotations_section, decode_value, symbol
 
 MAX_MESSAGE_SIZE = 1024 * 1024  # the service's limit for standard namespaces
 NON_EPOCH_RECEIVERS_PER_GROUP = 5  # the service's quota per partition and consumer group
@@ -176,15 +176,11 @@ _SELECTOR = re.compile(
 )
 
 
-def _symbol(name: bytes) -> bytes:
-    return encoded({"TYPE": "SYMBOL", "VALUE": name})
-
-
 _LONG = struct.Struct(">q")
-_SEQUENCE_KEY = _symbol(b"x-opt-sequence-number")
-_OFFSET_KEY = _symbol(b"x-opt-offset")
-_ENQUEUED_KEY = _symbol(b"x-opt-enqueued-time")
-_PARTITION_KEY = _symbol(b"x-opt-partition-key")
+_SEQUENCE_KEY = symbol("x-opt-sequence-number")
+_OFFSET_KEY = symbol("x-opt-offset")
+_ENQUEUED_KEY = symbol("x-opt-enqueued-time")
+_PARTITION_KEY = symbol("x-opt-partition-key")
 
 
 @dataclass

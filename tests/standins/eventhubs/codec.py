@@ -197,6 +197,7 @@ def annotations_section(code: int, entries: list[tuple[bytes, bytes]]) -> bytes:
 
 
 def symbol(name: str) -> bytes:
+    """An encoded AMQP symbol (annotation keys are symbols)."""
     return encoded({"TYPE": "SYMBOL", "VALUE": name.encode()})
 
 

@@ -22,6 +22,7 @@ HUBS: dict[str, int] = {
     "results": 2,
     "positions": 2,
     "keys": 4,
+    "spread": 4,
     "groups": 2,
     "epochs": 2,
     "bulk": 4,

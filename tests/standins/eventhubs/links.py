@@ -38,6 +38,7 @@ from .codec import (
     data_sections,
     decode_message,
     encoded,
+    symbol,
 )
 
 if TYPE_CHECKING:
@@ -322,7 +323,7 @@ class PartitionReader(OutboundLink):
             return event.header + event.tail
         info = self.partition.info()
         entries = [
-            (encoded({"TYPE": "SYMBOL", "VALUE": name.encode()}), encoded(value))
+            (symbol(name), encoded(value))
             for name, value in (
                 (
                     "last_enqueued_sequence_number",

@@ -192,7 +192,7 @@ class Session:
             return
         if not link.detach_sent:
             link.detach_sent = True
-            self.send(DetachFrame(handle=link.handle, closed=True, error=None))
+            self.send(DetachFrame(handle=link.handle, closed=bool(fields[1]), error=None))
             link.closed()
         self._handles.discard(link.handle)
 
