@@ -31,9 +31,14 @@ def main(argv: list[str] | None = None) -> None:
         help="an event hub and its partition count (repeatable)",
     )
     parser.add_argument("--verbose", action="store_true", help="log protocol problems to stderr")
+    parser.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="also stop when the process that started this one exits",
+    )
     args = parser.parse_args(argv)
     hubs = dict(args.hub) or {"eh1": 4}
-    asyncio.run(serve_until_signalled(hubs, args.port, args.verbose))
+    asyncio.run(serve_until_signalled(hubs, args.port, args.verbose, args.exit_with_parent))
 
 
 if __name__ == "__main__":
