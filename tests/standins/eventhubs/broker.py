@@ -52,7 +52,9 @@ class Subscriber(Protocol):
     def kick(self, description: str) -> None: ...
 
 
-class AttachRefused(Exception):
+class Refused(Exception):
+    """The service says no: an AMQP error condition and a description for the client."""
+
     def __init__(self, condition: bytes, description: str) -> None:
         super().__init__(description)
         self.condition = condition
@@ -107,7 +109,7 @@ class Partition:
             return 0
         match = _SELECTOR.fullmatch(selector.strip())
         if not match:
-            raise AttachRefused(INVALID_FIELD, f"unsupported selector filter: {selector!r}")
+            raise Refused(INVALID_FIELD, f"unsupported selector filter: {selector!r}")
         prop, op, raw = match.group(1), match.group(2), match.group(3)
         inclusive = op == ">="
         if raw == "@latest":
@@ -115,7 +117,7 @@ class Partition:
         try:
             value = int(raw)
         except ValueError:
-            raise AttachRefused(INVALID_FIELD, f"not a number in selector {selector!r}") from None
+            raise Refused(INVALID_FIELD, f"not a number in selector {selector!r}") from None
         if prop == "offset":
             if value < 0:
                 return 0
@@ -133,7 +135,7 @@ class Partition:
         where = f"partition '{self.id}' of hub '{self.hub}', consumer group '{group}'"
         if sub.epoch is not None:
             if epochs and max(epochs) > sub.epoch:
-                raise AttachRefused(
+                raise Refused(
                     LINK_STOLEN,
                     f"A receiver with a higher owner level ({max(epochs)}) already exists on"
                     f" {where}; a receiver with owner level {sub.epoch} cannot be created.",
@@ -145,13 +147,13 @@ class Partition:
                     f" this receiver (owner level {old.epoch}) is disconnected."
                 )
         elif epochs:
-            raise AttachRefused(
+            raise Refused(
                 LINK_STOLEN,
                 f"A receiver with owner level {max(epochs)} exists on {where};"
                 " a receiver without an owner level cannot be created.",
             )
         elif len(current) >= NON_EPOCH_RECEIVERS_PER_GROUP:
-            raise AttachRefused(
+            raise Refused(
                 LIMIT_EXCEEDED,
                 f"At most {NON_EPOCH_RECEIVERS_PER_GROUP} receivers without an owner level"
                 f" may read {where}.",

@@ -11,7 +11,7 @@ from azure.eventhub._pyamqp.performatives import (
     FlowFrame,
 )
 
-from .broker import AttachRefused, Broker
+from .broker import Broker, Refused
 from .codec import encode_transfer
 from .links import (
     InboundLink,
@@ -141,7 +141,7 @@ class Session:
         client_receives = bool(fields[2])
         try:
             link = open_link(self, self.broker, fields)
-        except AttachRefused as refused:
+        except Refused as refused:
             terminus = fields[5] if client_receives else fields[6]
             link = Link(self, fields[0], fields[1], entity_path(terminus[0] if terminus else None))
             self.links[fields[1]] = link
@@ -153,7 +153,7 @@ class Session:
         if isinstance(link, PartitionReader):
             try:
                 link.register()
-            except AttachRefused as refused:
+            except Refused as refused:
                 link.detach(refused.condition, refused.description)
         elif isinstance(link, InboundLink):
             link.grant()
