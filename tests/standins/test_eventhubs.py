@@ -472,6 +472,37 @@ def test_small_frames_split_large_deliveries(eventhubs: StandIn) -> None:
     assert b"".join(messages[0].data) == payload
 
 
+def test_heartbeats_keep_an_idle_connection_open(eventhubs: StandIn) -> None:
+    """A client that announces a 1 s idle timeout gets empty frames and keeps its connection."""
+    from azure.eventhub._pyamqp import ReceiveClient
+    from azure.eventhub._pyamqp.authentication import SASLPlainAuth
+    from azure.eventhub._pyamqp.endpoints import Source
+
+    source = Source(  # type: ignore[call-arg]  # the SDK gives the other fields defaults
+        address=f"amqp://127.0.0.1:{eventhubs.port}/results/ConsumerGroups/idle/Partitions/1",
+        filters={
+            b"apache.org:selector-filter:string": (
+                b"apache.org:selector-filter:string",
+                b"amqp.annotation.x-opt-offset > '@latest'",
+            )
+        },
+    )
+    client = ReceiveClient(  # type: ignore[no-untyped-call]
+        f"127.0.0.1:{eventhubs.port}",
+        source,
+        auth=SASLPlainAuth("RootManageSharedAccessKey", "SAS_KEY_VALUE"),
+        use_tls=False,
+        idle_timeout=1,
+        link_credit=10,
+    )
+    try:
+        assert client.receive_message_batch(max_batch_size=1, timeout=3) == []
+        connection = client._connection
+        assert connection is not None and connection.state.name == "OPENED"
+    finally:
+        client.close()  # type: ignore[no-untyped-call]
+
+
 # --- aio clients -------------------------------------------------------------------------------
 
 
