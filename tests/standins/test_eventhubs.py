@@ -26,6 +26,7 @@ from azure.eventhub import (
 )
 from azure.eventhub.aio import EventHubConsumerClient as AioConsumer
 from azure.eventhub.aio import EventHubProducerClient as AioProducer
+from azure.eventhub.amqp import AmqpAnnotatedMessage, AmqpMessageBodyType
 from azure.eventhub.exceptions import ConnectionLostError, EventHubError
 
 from tests.standins.eventhubs import StandIn, start_standin
@@ -191,6 +192,33 @@ def test_partition_key_is_stable(eventhubs: StandIn) -> None:
         "listed"
     ]
     assert {e.partition_key for e in got} == {b"customer-42"}
+
+
+def test_amqp_bodies_annotations_and_buffered_mode(eventhubs: StandIn) -> None:
+    cs = eventhubs.connection_string("misc")
+    with producer(eventhubs, "misc") as p:
+        message = AmqpAnnotatedMessage(
+            value_body={"a": 1, "b": [1, 2]}, annotations={"x-custom": "kept"}
+        )
+        p.send_event(message, partition_id="0")
+    sent: list[int] = []
+    with EventHubProducerClient.from_connection_string(
+        cs,
+        buffered_mode=True,
+        max_wait_time=0.5,
+        on_success=lambda events, pid: sent.append(len(events)),
+        on_error=lambda events, pid, error: None,
+    ) as buffered:
+        for i in range(10):
+            buffered.send_event(EventData(f"buffered-{i}"), partition_id="1")
+        buffered.flush()
+    assert sum(sent) == 10
+    first = collect(eventhubs, "misc", 1, partition_id="0")[0].raw_amqp_message
+    assert first.body_type == AmqpMessageBodyType.VALUE
+    assert first.body == {b"a": 1, b"b": [1, 2]}
+    assert first.annotations is not None and first.annotations[b"x-custom"] == b"kept"
+    rest = collect(eventhubs, "misc", 10, partition_id="1")
+    assert bodies(rest) == [f"buffered-{i}" for i in range(10)]
 
 
 def test_different_keys_use_different_partitions(eventhubs: StandIn) -> None:

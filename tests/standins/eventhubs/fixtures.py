@@ -29,6 +29,7 @@ HUBS: dict[str, int] = {
     "large": 1,
     "aio": 2,
     "latest": 1,
+    "misc": 2,
 }
 
 
