@@ -325,7 +325,7 @@ def test_two_consumer_groups_see_the_same_events(eventhubs: StandIn) -> None:
 class _Receiver:
     """EventHubConsumerClient.receive on one partition in a thread, with an owner level."""
 
-    def __init__(self, standin: StandIn, owner_level: int | None) -> None:
+    def __init__(self, standin: StandIn, owner_level: int | None, partition_id: str = "0") -> None:
         self.events: list[str] = []
         self.errors: list[Exception] = []
         self.client = EventHubConsumerClient.from_connection_string(
@@ -336,7 +336,7 @@ class _Receiver:
             kwargs={
                 "on_event": self._on_event,
                 "on_error": self._on_error,
-                "partition_id": "0",
+                "partition_id": partition_id,
                 "owner_level": owner_level,
                 "starting_position": "-1",
             },
@@ -393,6 +393,23 @@ def test_higher_owner_level_disconnects_lower(eventhubs: StandIn) -> None:
         low.close()
         if high is not None:
             high.close()
+
+
+def test_equal_owner_level_takes_over(eventhubs: StandIn) -> None:
+    """What a load-balancing processor does when it steals a partition (owner level 0 for all)."""
+    send_to(eventhubs, "epochs", ["equal"], partition_id="1")
+    first = _Receiver(eventhubs, owner_level=0, partition_id="1")
+    second: _Receiver | None = None
+    try:
+        assert wait_for(lambda: "equal" in first.events)
+        second = _Receiver(eventhubs, owner_level=0, partition_id="1")
+        assert wait_for(lambda: bool(first.errors))
+        assert "amqp:link:stolen" in str(first.errors[0])
+        assert wait_for(lambda: "equal" in second.events)
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
 
 
 # --- volume and size ---------------------------------------------------------------------------
