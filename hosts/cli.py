@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import difflib
 import importlib
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -173,7 +174,15 @@ def _article(word: str) -> str:
 
 
 def build_orchestration(info: OperationInfo, text: str) -> Orchestration[Any]:
-    """The orchestration object that the JSON object ``text`` describes."""
+    """The orchestration object that the JSON object ``text`` describes (``@FILE``: the
+    file's contents; ``-``: standard input)."""
+    if text == "-":
+        text = sys.stdin.read()
+    elif text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"--input {text}: cannot read the file ({exc.strerror})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -713,6 +722,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Run Reactive Machine applications on the in-process emulator.",
     )
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {importlib.metadata.version('reactive-machine')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     target = argparse.ArgumentParser(add_help=False)
@@ -770,7 +781,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     start.add_argument("name", metavar="NAME", help="the orchestration class name")
     start.add_argument(
-        "--input", default="{}", metavar="JSON", help="its fields as a JSON object (default: {})"
+        "--input", default="{}", metavar="JSON",
+        help="its fields as a JSON object, @FILE to read it from a file, - from stdin "
+        "(default: {})"
     )
     start.add_argument("--id", metavar="INSTANCE_ID", help="the instance id (default: random)")
     start.add_argument(

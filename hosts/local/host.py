@@ -76,7 +76,8 @@ class LocalHost:
             self.inbox = MemoryLogs(count, self.clock)
             self.store, self.status = MemoryStore(), MemoryStatusStore()
         else:
-            self.folder = FolderState(state_dir, app.name, partitions, fsync=fsync)
+            self.folder = FolderState(state_dir, app.name, partitions, fsync=fsync,
+                                      clock=self.clock)
             count = self.folder.partitions
             self.inbox = self.store = self.status = self.folder
         self.count = count
@@ -145,6 +146,23 @@ class LocalHost:
 
     def _group(self) -> contextlib.AbstractContextManager[None]:
         return self.folder.group() if self.folder is not None else contextlib.nullcontext()
+
+    def now(self) -> float:
+        return self.clock()
+
+    def next_due(self) -> float | None:
+        """The earliest due timer over the partitions (as last invoked)."""
+        dues = [d for d in (w.next_due() for w in self.workers) if d is not None]
+        return min(dues) if dues else None
+
+    def step(self) -> bool:
+        """One invocation of a partition with input (the emulator's single step, in this
+        host's grain); False if no partition has input."""
+        ready = [p for p in range(self.count) if self.inbox.backlog(p)]
+        if not ready:
+            return False
+        self.invoke(ready[self._rng.randrange(len(ready))])
+        return True
 
     def idle(self) -> bool:
         return not any(self.inbox.backlog(p) for p in range(self.count))
