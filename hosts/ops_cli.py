@@ -301,6 +301,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    if args.state and not args.url:
+        raise CliError(
+            "history: histories live in the process that drives the folder; ask its server "
+            "with --url"
+        )
     with _backend(args) as backend:
         data = backend.get(args.instance_id, history=True)
     history = data.get("history")
