@@ -63,3 +63,18 @@ class _WithoutDescribe:
         if name == "describe":
             raise AttributeError(name)
         return getattr(self._host, name)
+
+
+def test_waits_are_answered_by_the_hosts_commits(tmp_path: Path) -> None:
+    """With polling all but off, a wait still ends: the folder's commits report it."""
+    with driven(ops_app, tmp_path) as host:
+        app = api_over(host, "k")
+        app.state.api.watcher.notified(poll=3600)
+        with TestClient(app, headers={"x-api-key": "k"}) as http:
+            r = http.post("/api/orchestrations/Greet?id=told&wait=60", json={"name": "t"})
+            assert r.status_code == 200 and r.json()["result"] == "hello t"
+            http.post("/api/orchestrations/Approval?id=told-2", json={"request": "q"})
+            running(http, "told-2")
+            http.post("/api/instances/told-2/events/decision", json="fine")
+            done = http.get("/api/instances/told-2/wait?timeout=60")
+            assert done.status_code == 200 and done.json()["result"] == "q: fine"

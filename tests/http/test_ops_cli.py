@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from hosts.cli import main
+from hosts.http.live import local_inspector
 from hosts.local import LocalHost
 from reactive.errors import TerminatedError
 from tests.http.conftest import ThreadServer, api_over, driven
@@ -22,10 +23,11 @@ KEY = "cli-key"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, LocalHost]]:
-    with driven(ops_app, tmp_path_factory.mktemp("state")) as host, ThreadServer(
-        api_over(host, KEY)
-    ) as running:
-        yield running.url, host
+    with driven(ops_app, tmp_path_factory.mktemp("state")) as host:
+        history, describe = local_inspector(host)
+        api = api_over(host, KEY, history=history, describe=describe)
+        with ThreadServer(api) as running:
+            yield running.url, host
 
 
 def until_running(host: LocalHost, instance_id: str) -> None:
@@ -55,7 +57,12 @@ def test_instance_commands(
 
     code, out, err = run(capsys, "status", "cli-1", "--url", url)
     assert code == 0, err
-    assert "status:   running" in out and "Approval" in out
+    assert "status:      running" in out and "Approval" in out
+
+    code, out, err = run(capsys, "status", "cli-1", "--url", url)
+    assert "waiting for: event 'decision'" in out
+    code, out, err = run(capsys, "history", "cli-1", "--url", url)
+    assert (code, out.split()) == (0, ["1", "wait:", "n=0,", "event=decision"]), err
 
     code, out, err = run(capsys, "list", "--url", url, "--status", "running", "--json")
     assert code == 0 and [i["id"] for i in json.loads(out)["items"]] == ["cli-1"]
@@ -66,6 +73,9 @@ def test_instance_commands(
     client.wait("cli-1", timeout=60)
     code, out, err = run(capsys, "status", "cli-1", "--url", url, "--json")
     assert json.loads(out)["result"] == "loan: approved"
+
+    code, out, err = run(capsys, "history", "cli-1", "--url", url)
+    assert "histories are kept while an instance is live" in out
 
     code, out, err = run(capsys, "list", "--url", url, "--name", "Approval")
     assert code == 0 and out.split()[:3] == ["cli-1", "Approval", "completed"]
@@ -138,6 +148,8 @@ def test_folder_commands_while_a_host_drives_it(
         code, out, err = run(capsys, "purge", "f-2", "--state", state)
         assert code == 0, err
         assert host.status.get("f-2") is None
+    code, out, err = run(capsys, "history", "f-1", "--state", state)
+    assert code == 2 and "--url" in err and err.count("\n") == 1
     code, out, err = run(capsys, "status", "f-1", "--state", str(tmp_path / "missing"))
     assert code == 2 and "no such folder" in err
     code, out, err = run(capsys, "status", "f-1", "--state", state, "--app", "samples.hello.app")
