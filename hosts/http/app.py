@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any, cast, get_args
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -432,10 +433,13 @@ def create_app(
             )
         return response
 
-    def require_key(request: Request) -> None:
+    key_header = APIKeyHeader(
+        name=API_KEY_HEADER, auto_error=False, description="the server's API key"
+    )
+
+    def require_key(request: Request, given: str | None = Security(key_header)) -> None:
         if api_key is None:
             return
-        given = request.headers.get(API_KEY_HEADER)
         if given is None:
             auth = request.headers.get("authorization", "")
             if auth[:7].lower() == "bearer ":
