@@ -22,6 +22,11 @@ def test_dashboard_starts_an_instance_and_shows_it_complete(
         page.goto(f"{server.url}/#key=browser-key")
         page.wait_for_selector("#start-name option[value=Greet]", state="attached")
         page.select_option("#start-name", "Greet")
+        assert '"name": ""' in page.input_value("#start-input")  # a template of its fields
+        page.fill("#start-input", '{"name": 5}')
+        page.click("#start-submit")
+        page.wait_for_selector("#start-message.failed")
+        assert "invalid input for Greet: name" in (page.text_content("#start-message") or "")
         page.fill("#start-input", '{"name": "browser", "times": 2}')
         page.fill("#start-id", "from-the-browser")
         page.click("#start-submit")
@@ -34,4 +39,8 @@ def test_dashboard_starts_an_instance_and_shows_it_complete(
         assert "completed" in (
             page.text_content("#instances tbody tr[data-id=from-the-browser]") or ""
         )
+        page.select_option("#filter-status", "failed")
+        page.click("#filters button[type=submit]")
+        page.wait_for_selector("#instances tbody tr[data-id=from-the-browser]", state="detached")
+        page.wait_for_selector("#partitions tbody tr td")
         assert errors == []
