@@ -449,7 +449,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host.start_background()  # before client(): a driven host's client does not drive
         history, describe = local_inspector(host)
         api = create_app(host.schema, host.client(), host.status, api_key=key,
-                         history=history, describe=describe, batch=host.batch)
+                         history=history, describe=describe, batch=host.batch,
+                         backlog=host.inbox.backlog)
         follow_commits(api, host.status)
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         print(f"serving {app.name} ({host.count} partitions, state in {state}) at {url}/",

@@ -154,7 +154,7 @@ def record_json(record: StatusRecord) -> dict[str, Any]:
     return out
 
 
-def health_json(health: PartitionHealth) -> dict[str, Any]:
+def health_json(health: PartitionHealth, backlog: int | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "partition": health.partition,
         "commit": health.commit,
@@ -164,7 +164,8 @@ def health_json(health: PartitionHealth) -> dict[str, Any]:
         "dead_letters": health.dead_letters,
         "live_runs": health.live_runs,
     }
-    backlog = getattr(health, "backlog", None)
+    if backlog is None:
+        backlog = getattr(health, "backlog", None)
     if backlog is not None:
         out["backlog"] = backlog
     return out
@@ -350,6 +351,7 @@ def create_app(
     history: HistoryFn | None = None,
     describe: DescribeFn | None = None,
     batch: Batch | None = None,
+    backlog: Callable[[int], int] | None = None,
 ) -> FastAPI:
     """The API under ``/api``, the dashboard at ``/``, ``/metrics`` and ``/openapi.json``.
 
@@ -358,7 +360,9 @@ def create_app(
     refuses every peer that is not on the loopback interface: pass it only for a server
     bound to 127.0.0.1 whose user asked for no key.
 
-    Client requests (starts, events, terminations) run in one writer thread, those that
+    ``backlog(partition)``, when given, is the number of inputs waiting for a partition
+    (reported with its health). Client requests (starts, events, terminations) run in one
+    writer thread, those that
     arrive together inside one ``batch()`` block when given (``LocalHost.batch``: one
     transaction and one fsync for the lot); waits are answered by one watcher thread.
     """
@@ -367,7 +371,7 @@ def create_app(
     api = Api(schema, client, status, history, describe, batch)
     run = api.writer.call
 
-    metrics = Metrics(status)
+    metrics = Metrics(status, backlog)
     app = FastAPI(
         title=f"Reactive Machine: {schema.app_name}",
         version="1",
@@ -683,8 +687,11 @@ def create_app(
 
     @router.get("/partitions", summary="Partition health from each partition's last commit")
     async def partitions() -> dict[str, Any]:
-        health = await asyncio.to_thread(status.health)
-        return {"partitions": [health_json(h) for h in sorted(health, key=lambda h: h.partition)]}
+        def read() -> list[dict[str, Any]]:
+            rows = sorted(status.health(), key=lambda h: h.partition)
+            return [health_json(h, backlog(h.partition) if backlog else None) for h in rows]
+
+        return {"partitions": await asyncio.to_thread(read)}
 
     app.include_router(router)
 

@@ -3,7 +3,7 @@ at scrape time, instances by status and each partition's health."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import get_args
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
@@ -21,8 +21,11 @@ COUNT_CAP = 1_000_000  # instances counted per status at most when the store can
 class StoreCollector(Collector):
     """Reads the status store on every scrape."""
 
-    def __init__(self, status: StatusStore) -> None:
+    def __init__(
+        self, status: StatusStore, backlog: Callable[[int], int] | None = None
+    ) -> None:
         self.status = status
+        self.backlog = backlog
 
     def count(self, status: Status) -> int:
         counter = getattr(self.status, "count", None)
@@ -62,6 +65,8 @@ class StoreCollector(Collector):
         for health in self.status.health():
             for key, family in families.items():
                 value = getattr(health, key, None)
+                if key == "backlog" and self.backlog is not None:
+                    value = self.backlog(health.partition)
                 if value is not None:
                     family.add_metric([str(health.partition)], float(value))
         yield from families.values()
@@ -70,7 +75,9 @@ class StoreCollector(Collector):
 class Metrics:
     """A registry of its own per application, so that several apps can share a process."""
 
-    def __init__(self, status: StatusStore) -> None:
+    def __init__(
+        self, status: StatusStore, backlog: Callable[[int], int] | None = None
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.requests = Counter(
             "reactive_http_requests",
@@ -85,7 +92,7 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30),
             registry=self.registry,
         )
-        self.registry.register(StoreCollector(status))
+        self.registry.register(StoreCollector(status, backlog))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

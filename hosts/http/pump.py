@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -110,12 +111,20 @@ class Watcher:
         self.wake = threading.Event()
         self.thread: threading.Thread | None = None
         self.stopped = False
+        self.changed: set[str] = set()
 
     def published(self, records: Sequence[StatusRecord]) -> None:
-        """Status changes as a host commits them (called from its thread)."""
-        for record in records:
-            if record.status in FINISHED:
-                self._settle(record.instance_id, record)
+        """Status changes as a host commits them (called from its thread, possibly inside
+        its transaction): the watcher reads the finished ones back, which returns once
+        the commit is durable, and answers their waits."""
+        finished = [r.instance_id for r in records if r.status in FINISHED]
+        if not finished:
+            return
+        with self.lock:
+            self.changed.update(i for i in finished if i in self.waiting)
+            if not self.changed:
+                return
+        self.wake.set()
 
     def notified(self, poll: float = SAFETY_POLL) -> None:
         """The host reports its changes: poll only as a safety net."""
@@ -162,19 +171,25 @@ class Watcher:
         self.wake.set()
 
     def _run(self) -> None:
+        last_round = 0.0
         while not self.stopped:
+            self.wake.clear()
             with self.lock:
+                changed, self.changed = self.changed, set()
                 ids = list(self.waiting)
             if not ids:
                 self.wake.wait(0.5)
-                self.wake.clear()
                 continue
-            for instance_id in ids:
+            now = time.monotonic()
+            if now - last_round >= self.poll:
+                last_round, targets = now, ids
+            else:
+                targets = [i for i in ids if i in changed]
+            for instance_id in targets:
                 record = self.status.get(instance_id)
                 if record is None or record.status in FINISHED:
                     self._settle(instance_id, record)
-            self.wake.clear()
-            self.wake.wait(self.poll)
+            self.wake.wait(max(0.0, last_round + self.poll - time.monotonic()))
 
 
 def observe_publish(store: Any, listener: Callable[[Sequence[StatusRecord]], None]) -> bool:

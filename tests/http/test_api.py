@@ -196,9 +196,12 @@ def test_app_partitions_metrics_openapi(env: Env) -> None:
     parts = env.http.get("/api/partitions").json()["partitions"]
     owner = env.http.get("/api/instances/m1").json()["partition"]
     assert owner in [p["partition"] for p in parts]
-    assert set(parts[0]) >= {"commit", "committed_at", "snapshot_bytes", "dead_letters"}
+    assert set(parts[0]) >= {"commit", "committed_at", "snapshot_bytes", "dead_letters",
+                             "live_runs", "backlog"}
+    assert all(p["backlog"] == 0 for p in parts)  # m1 is done: nothing waits
     text = env.http.get("/metrics").text
     assert 'reactive_instances{status="completed"} 1.0' in text
+    assert f'reactive_partition_backlog{{partition="{owner}"}} 0.0' in text
     assert ('reactive_http_requests_total{method="POST",route="/api/orchestrations/{name}",'
             'status="202"} 1.0') in text
     spec = env.http.get("/openapi.json").json()
