@@ -106,7 +106,7 @@ def moto_endpoint() -> Iterator[str]:
     try:
         server = start_moto()
     except ServerError as error:
-        pytest.fail(f"moto: {error}", pytrace=False)
+        pytest.fail(str(error), pytrace=False)
     try:
         yield server.url
     finally:
@@ -122,7 +122,7 @@ def azurite() -> Iterator[Azurite]:
     try:
         server = start_azurite()
     except ServerError as error:
-        pytest.fail(f"azurite: {error}", pytrace=False)
+        pytest.fail(str(error), pytrace=False)
     try:
         yield server
     finally:
