@@ -250,11 +250,11 @@ def _gone(pids: list[int], within: float = 15.0) -> list[int]:
 
 
 @pytest.mark.services
-@pytest.mark.parametrize("fail", [False, True], ids=["passing", "failing"])
-def test_servers_stop_when_the_session_ends(tmp_path: Path, fail: bool) -> None:
-    inner = _inner_pytest(tmp_path, **({"INNER_FAIL": "1"} if fail else {}))
+def test_servers_stop_when_the_session_ends(tmp_path: Path) -> None:
+    # the inner session fails a test while its servers run: they stop all the same
+    inner = _inner_pytest(tmp_path, INNER_FAIL="1")
     out, _ = inner.communicate(timeout=300)
-    assert inner.returncode == (1 if fail else 0), out
+    assert inner.returncode == 1 and "failing on purpose" in out, out
     pids = _pids(tmp_path)
     assert len(pids) == 2, out
     assert _gone(pids, within=0.5) == [], f"still running: {pids}\n{out}"
