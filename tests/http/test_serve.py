@@ -4,6 +4,7 @@ and the instance commands against its state folder."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -133,3 +134,36 @@ def test_generated_key_is_kept_and_no_auth_is_loopback(tmp_path: Path) -> None:
         assert r.status_code == 200
     finally:
         stop(open_one)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["serve", "no_such_module:app", "--state", "{state}"], "cannot import module"),
+        (["serve", "samples.hello.app:app"], "required: --state"),
+        (["serve", "samples.hello.app:app", "--state", "{state}", "--port", "{busy}"],
+         "cannot listen on 127.0.0.1:"),
+        (["serve", "samples.hello.app:app", "--state", "{file}"], "is a file"),
+        (["serve", "samples.hello.app:app", "--state", "{state}", "--partitions", "0"],
+         "must be at least 1"),
+    ],
+)
+def test_serve_misuse_is_one_line_and_status_2(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(ROOT)
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    (tmp_path / "a-file").write_text("")
+    values = {"state": str(tmp_path / "s"), "busy": str(busy.getsockname()[1]),
+              "file": str(tmp_path / "a-file")}
+    try:
+        code = main([part.format(**values) for part in argv])
+    except SystemExit as exc:  # argparse's own errors
+        code = int(exc.code or 0)
+    finally:
+        busy.close()
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err, err
