@@ -188,10 +188,19 @@ function describeWait(wait) {
   return JSON.stringify(wait);
 }
 
+function eventName(wait) {
+  // "event 'decision'" (the host's words) or {"kind": "event", "name": "decision"}
+  if (typeof wait === "string") {
+    const match = /^event '(.*)'$/.exec(wait);
+    return match ? match[1] : null;
+  }
+  return wait && wait.kind === "event" ? wait.name : null;
+}
+
 function historyRow(index, entry) {
   if (entry && typeof entry === "object" && !Array.isArray(entry)) {
     const what = entry.kind || entry.type || entry.event || entry.name || "";
-    const rest = Object.fromEntries(Object.entries(entry).filter(([k, v]) => v !== what));
+    const rest = Object.fromEntries(Object.entries(entry).filter(([k, v]) => v !== what && k !== "n"));
     return el("tr", {}, el("td", {}, String(index + 1)), el("td", {}, String(what)), el("td", {}, compact(rest)));
   }
   return el("tr", {}, el("td", {}, String(index + 1)), el("td", {}, ""), el("td", {}, compact(entry)));
@@ -246,6 +255,8 @@ async function refreshDetail() {
   const waits = Array.isArray(data.waiting_for) ? data.waiting_for : data.waiting_for ? [data.waiting_for] : [];
   show("#detail-waits", !FINISHED.has(data.status) && waits.length > 0);
   $("#detail-waits ul").replaceChildren(...waits.map((w) => el("li", {}, describeWait(w))));
+  const awaited = waits.map(eventName).find(Boolean);
+  if (awaited && !$("#event-name").value) $("#event-name").value = awaited;
   const rows = Array.isArray(data.history) ? data.history : [];
   $("#detail-history tbody").replaceChildren(...rows.map((entry, i) => historyRow(i, entry)));
   const empty = data.history === null ? "histories are kept while an instance is live" : "no history rows";
