@@ -20,7 +20,7 @@ import ipaddress
 import json
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast, get_args
@@ -33,6 +33,7 @@ from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hosts.http.metrics import Metrics
 from hosts.http.pump import Batch, GroupWriter, Watcher, observe_publish
@@ -332,6 +333,43 @@ def _schema_of(info: OperationInfo) -> dict[str, Any]:
         return {"type": "object", "properties": {name: {} for name in info.cls.model_fields}}
 
 
+class Access:
+    """Pure ASGI middleware (cheaper than ``BaseHTTPMiddleware``): counts requests by
+    route and status for the metrics, and, on a server without an API key, refuses every
+    peer that is not on the loopback interface."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, loopback_only: bool) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.loopback_only = loopback_only
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        if self.loopback_only and not _is_loopback(client[0] if client else None):
+            refusal = JSONResponse(
+                {"error": "this server runs without an API key and answers loopback peers only"},
+                status_code=403,
+            )
+            await refusal(scope, receive, send)
+            return
+        status = [500]
+
+        async def send_and_note(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.observe(scope["method"], route, status[0], time.perf_counter() - started)
+
+
 def follow_commits(app: FastAPI, store: Any) -> bool:
     """Resolve the app's waits as ``store`` (the status store the host's partitions
     publish to, in this process) commits status changes, instead of by polling alone."""
@@ -417,25 +455,7 @@ def create_app(
 
     # -- access --------------------------------------------------------------------------
 
-    @app.middleware("http")
-    async def count_requests(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        if api_key is None and not _is_loopback(request.client.host if request.client else None):
-            response: Response = error_response(
-                403, "this server runs without an API key and answers loopback peers only"
-            )
-        else:
-            started = time.perf_counter()
-            response = await call_next(request)
-            route = request.scope.get("route")
-            metrics.observe(
-                request.method,
-                getattr(route, "path", "unmatched"),
-                response.status_code,
-                time.perf_counter() - started,
-            )
-        return response
+    app.add_middleware(Access, metrics=metrics, loopback_only=api_key is None)
 
     key_header = APIKeyHeader(
         name=API_KEY_HEADER, auto_error=False, description="the server's API key"
