@@ -149,6 +149,7 @@ class Watcher:
                 self.thread = threading.Thread(target=self._run, name="reactive-http-watcher",
                                                daemon=True)
                 self.thread.start()
+        self.wake.set()  # the thread may be idling with nothing to watch
         try:
             # registered first, then read: a finish published in between is not missed
             record = await asyncio.to_thread(self.status.get, instance_id)
