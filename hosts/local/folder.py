@@ -140,10 +140,11 @@ class FolderState:
             meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
             if not meta:
                 count = partitions or 4
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO meta VALUES (?, ?)",
-                    [("format", FORMAT), ("app", app_name), ("partitions", str(count))],
-                )
+                with self._write() as db:  # all three or none: a kill -9 may come here too
+                    db.executemany(
+                        "INSERT OR IGNORE INTO meta VALUES (?, ?)",
+                        [("format", FORMAT), ("app", app_name), ("partitions", str(count))],
+                    )
                 meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         if meta.get("format") != FORMAT:
             raise FolderError(f"state folder {self.folder} has format {meta.get('format')!r}, "
