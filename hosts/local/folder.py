@@ -112,6 +112,12 @@ class FolderState:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         self._db.executescript(_SCHEMA)
+        # reads of committed data (statuses, input, snapshots) on a connection of their
+        # own: in WAL mode they never wait for the writer's transaction and fsync
+        self._reader = sqlite3.connect(
+            self.folder / "state.db", timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self._read_mutex = threading.Lock()
         self._grouping = False
         self._in_tx = False
         self.partitions = self._check_meta(app_name, partitions)
@@ -161,8 +167,9 @@ class FolderState:
         return count
 
     def close(self) -> None:
-        with self._mutex:
+        with self._mutex, self._read_mutex:
             self._db.close()
+            self._reader.close()
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
@@ -206,8 +213,8 @@ class FolderState:
             self._db.execute("COMMIT")
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        with self._mutex:
-            return self._db.execute(sql, args).fetchall()
+        with self._read_mutex:
+            return self._reader.execute(sql, args).fetchall()
 
     # -- input logs and the sender ------------------------------------------------------------
 
@@ -245,21 +252,25 @@ class FolderState:
     # -- the snapshot store ----------------------------------------------------------------------
 
     def load(self, partition: int) -> Stored:
-        with self._mutex:
-            # the base lives in a table of its own: updating the small snapshots row (every
-            # commit) must not rewrite a base of megabytes
-            row = self._db.execute(
-                "SELECT generation, data, deltas, delivered FROM snapshots JOIN bases"
-                " USING (partition) WHERE partition = ?",
-                (partition,),
-            ).fetchone()
-            if row is None:
-                return Stored()
-            generation, base, count, delivered = row
-            deltas = [bytes(d) for (d,) in self._db.execute(
-                "SELECT data FROM deltas WHERE partition = ? AND generation = ? ORDER BY n",
-                (partition, generation),
-            )]
+        # the base lives in a table of its own: updating the small snapshots row (every
+        # commit) must not rewrite a base of megabytes
+        with self._read_mutex:
+            self._reader.execute("BEGIN")  # one consistent view for both reads
+            try:
+                row = self._reader.execute(
+                    "SELECT generation, data, deltas, delivered FROM snapshots JOIN bases"
+                    " USING (partition) WHERE partition = ?",
+                    (partition,),
+                ).fetchone()
+                if row is None:
+                    return Stored()
+                generation, base, count, delivered = row
+                deltas = [bytes(d) for (d,) in self._reader.execute(
+                    "SELECT data FROM deltas WHERE partition = ? AND generation = ? ORDER BY n",
+                    (partition, generation),
+                )]
+            finally:
+                self._reader.execute("COMMIT")
         return Stored(bytes(base), tuple(deltas), f"{generation}.{count}", delivered)
 
     def _version(self, db: sqlite3.Connection, partition: int) -> tuple[int, int] | None:
