@@ -179,7 +179,10 @@ class Run:
             await self.init_state.initialize(ctx, ctx.key)
             return None
         assert self.op is not None
-        return await self.op.execute(OrchestrationContext(self))
+        # the code runs on a copy: it may change its own fields, yet a replay (and the
+        # snapshot) must start from the input as it was received
+        working = self.op.model_copy(deep=True)
+        return await working.execute(OrchestrationContext(self))
 
     def _step(self) -> None:
         assert self.coro is not None

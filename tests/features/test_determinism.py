@@ -9,7 +9,7 @@ from uuid import UUID
 
 import pytest
 
-from hosts.emulator import Emulator
+from hosts.emulator import Emulator, Faults
 from reactive import (
     Activity,
     ActivityContext,
@@ -272,3 +272,54 @@ def test_non_determinism_in_a_child_reaches_the_awaiting_parent(
     result = client.wait(parent)
     assert result.startswith("child failed: ")
     assert "GoRight" in result and "GoLeft" in result
+
+
+# -- an orchestration that changes its own fields -------------------------------------------------
+
+
+class Echo(Activity[int]):
+    value: int
+
+    def execute(self, ctx: ActivityContext) -> int:
+        return self.value
+
+
+class CountsInItsFields(Orchestration[int]):
+    """Uses its own field as a loop counter: replay must start from the input as received."""
+
+    n: int = 0
+    seen: list[int] = []
+
+    async def execute(self, ctx: OrchestrationContext) -> int:
+        total = 0
+        while self.n < 3:
+            total += await ctx.perform(Echo(value=self.n))
+            self.seen.append(self.n)
+            self.n += 1
+        return total
+
+
+mutating_app = App("mutating")
+mutating_app.register(CountsInItsFields, Echo)
+
+
+def test_changing_its_own_fields_does_not_break_replay() -> None:
+    def scenario(em: Emulator) -> Any:
+        return em.client().perform(CountsInItsFields())
+
+    assert scenario(Emulator(mutating_app, partitions=2)) == 3
+    for seed in range(3):
+        em = Emulator(
+            mutating_app, partitions=2, faults=Faults(restore_probability=1.0, seed=seed)
+        )
+        assert scenario(em) == 3
+        assert em.restores > 0
+
+
+def test_the_caller_s_object_and_the_recorded_input_stay_as_given() -> None:
+    em = Emulator(mutating_app, partitions=1)
+    client = em.client()
+    op = CountsInItsFields(n=1)
+    iid = client.start(op, instance_id="given")
+    assert client.wait(iid) == 3  # 1 + 2
+    assert (op.n, op.seen) == (1, [])
