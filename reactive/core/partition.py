@@ -15,10 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from reactive import errors
 from reactive.app import Kind, OperationInfo, PKey, Schema, StateInfo
 from reactive.core import messages as m
-from reactive.core import results
+from reactive.core import results, states
 from reactive.core.context import ReadContext, SubscriptionContext, UpdateContext
 from reactive.core.orchestration import Run
 from reactive.model import Activity, Event, Operation, Orchestration, RetryPolicy, State
@@ -432,13 +434,30 @@ class Partition:
                 state = self.states[skey] = state_info.cls()
         key_value = state_info.affinity.key_value(msg.key)
         ctx_cls = UpdateContext if info.kind is Kind.UPDATE else ReadContext
+        before = state.model_dump(mode="json")
         try:
             result = msg.op.execute(ctx_cls(self, msg.op_id, key_value, state))  # type: ignore[attr-defined]
             ok, payload = self.encode_result(info, result)
         except Exception as exc:
             ok, payload = False, self.encode_error(exc)
+        invalid = self._settle(skey, state, before, f"{info.kind.value} {info.name}")
+        if invalid is not None:
+            ok, payload = False, self.encode_error(invalid)
         self.reply(msg.reply, ok, payload, f"forked {info.kind.value} {info.name}")
         return True
+
+    def _settle(
+        self, skey: tuple[str, PKey], state: State[Any], before: Any, what: str
+    ) -> errors.InvalidStateError | None:
+        """Keep the state user code left if it reads back from its snapshot form; else
+        restore it as it was (``before``, its snapshot form) and return the error."""
+        info = self.schema.states_by_name[skey[0]]
+        try:
+            self.states[skey] = states.settle(info, skey[1], state, what)
+            return None
+        except errors.InvalidStateError as exc:
+            self.states[skey] = info.cls.model_validate(before)
+            return exc
 
     def _parked_at(self, skey: tuple[str, PKey], locked: bool) -> list[Any] | None:
         """The waiters to join if this state is being initialized. A locked operation also
@@ -483,7 +502,13 @@ class Partition:
         if not ok:
             self.report(f"initializer of {state_info.name} {key[1]}", self.encode_error(value))
         skey = (state_info.name, key)
-        self.states[skey] = run.init_state
+        self.states[skey] = state_info.cls()
+        invalid = self._settle(
+            skey, run.init_state, self.states[skey].model_dump(mode="json"),
+            f"the initializer of {state_info.name}",
+        )
+        if invalid is not None:  # it starts from its field defaults instead
+            self.report(f"initializer of {state_info.name} {key[1]}", self.encode_error(invalid))
         for waiter in self.initializing.pop(skey, []):
             self._resume(waiter)
 
@@ -574,16 +599,20 @@ class Partition:
                     self.states[skey] = state_info.cls()
         event_name = type(msg.event).__name__
         for state_info in subscribers:
-            state = self.states[(state_info.name, key)]
+            skey = (state_info.name, key)
+            state = self.states[skey]
+            before = state.model_dump(mode="json")
             key_value = state_info.affinity.key_value(key)
+            source = f"{state_info.name} {key[1]} handling {event_name}"
             for handler in state_info.handlers[type(msg.event)]:
                 ctx = SubscriptionContext(self, f"{msg.lock_id}@{key[1]}", key_value)
                 try:
                     handler(state, ctx, msg.event)
                 except Exception as exc:
-                    self.report(
-                        f"{state_info.name} {key[1]} handling {event_name}", self.encode_error(exc)
-                    )
+                    self.report(source, self.encode_error(exc))
+            invalid = self._settle(skey, state, before, f"event {event_name}")
+            if invalid is not None:
+                self.report(source, self.encode_error(invalid))
         return True
 
     # -- snapshots -------------------------------------------------------------------------
@@ -630,9 +659,14 @@ class Partition:
         part.started = data["started"]
         part.timer_seq = data["timer_seq"]
         for name, key, state in data["states"]:
-            part.states[(name, (key[0], key[1]))] = schema.states_by_name[name].cls.model_validate(
-                state
-            )
+            try:
+                loaded = schema.states_by_name[name].cls.model_validate(state)
+            except (KeyError, ValidationError) as exc:
+                raise errors.CorruptSnapshotError(
+                    f"partition {part.index}: state {name} at key {key[1]} cannot be loaded: "
+                    f"{exc}"
+                ) from exc
+            part.states[(name, (key[0], key[1]))] = loaded
         for key, entries in data["queues"]:
             part.queues[(key[0], key[1])] = deque(
                 m.from_wire(e, schema) for e in entries  # type: ignore[misc]
