@@ -50,6 +50,17 @@ def _describe(verb: str, op: Operation, name: str) -> str:
     return f"{verb} {name}#{digest}"
 
 
+def _raised_by_asyncio(exc: BaseException) -> bool:
+    """Whether asyncio itself raised ``exc`` in this coroutine (not, say, an activity whose
+    error arrived over the wire and was raised again by ``await``)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__", "").startswith("asyncio."):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 class Run:
     """One live orchestration (or state initializer) instance on its partition."""
 
@@ -195,15 +206,12 @@ class Run:
             except ContinueAsNew as again:
                 self._restart(again.op)
                 continue
-            except RuntimeError as exc:
-                if "event loop" in str(exc):  # e.g. asyncio.sleep(1) outside any loop
-                    exc = errors.OrchestrationMisuseError(  # type: ignore[assignment]
+            except Exception as exc:  # the orchestration failed: deliver to the caller
+                if isinstance(exc, RuntimeError) and _raised_by_asyncio(exc):
+                    exc = errors.OrchestrationMisuseError(  # e.g. asyncio.sleep(1), no loop
                         f"orchestration {self.name} used asyncio ({exc}); orchestration code "
                         "may only await its context's operations, e.g. ctx.sleep"
                     )
-                self._complete(False, exc)
-                return
-            except Exception as exc:  # the orchestration failed: deliver to the caller
                 self._complete(False, exc)
                 return
             if self.fatal is not None:
