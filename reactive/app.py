@@ -10,7 +10,7 @@ import builtins
 import inspect
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -30,6 +30,9 @@ from reactive.model import (
     State,
     Update,
 )
+
+BUILTIN_PREFIX = "reactive."
+"""Wire names of the runtime's built-in operations start with this (no class name can)."""
 
 PKey = tuple[str, str]
 """A lock/placement key: (affinity name, canonical JSON of the key value)."""
@@ -346,11 +349,18 @@ class Schema:
     def __init__(self, app: App) -> None:
         from reactive.core import builtin_ops
 
-        for builtin in builtin_ops.BUILTINS:
-            app._operation_info(builtin)
+        # the runtime's own operations compile in a registry of their own, under names no
+        # class can have: the user's App is left as it was, and may use the same names
+        runtime = App(BUILTIN_PREFIX.rstrip("."))
+        builtin_infos: dict[type[Operation], OperationInfo] = {
+            cls: replace(runtime._operation_info(cls), name=BUILTIN_PREFIX + cls.__name__)
+            for cls in builtin_ops.BUILTINS
+        }
         self.app_name = app.name
         self.keep_completed = app.keep_completed
-        self.operations: dict[type[Operation], OperationInfo] = dict(app._operations)
+        self.operations: dict[type[Operation], OperationInfo] = {
+            **app._operations, **builtin_infos
+        }
         self.by_name: dict[str, OperationInfo] = {i.name: i for i in self.operations.values()}
         self.states: dict[type[State[Any]], StateInfo] = dict(app._states)
         self.states_by_name = {i.name: i for i in self.states.values()}
@@ -389,6 +399,8 @@ class Schema:
     def decode_op(self, wire: Sequence[Any]) -> Operation:
         name, data = wire[0], wire[1]
         info = self.by_name.get(name)
+        if info is None:  # a built-in as named before built-ins had a prefix
+            info = self.by_name.get(BUILTIN_PREFIX + name)
         if info is None:
             raise errors.UnknownOperationError(
                 f"application {self.app_name!r} defines no operation named {name!r}"
