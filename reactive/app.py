@@ -130,14 +130,22 @@ class App:
     registers its state.
     """
 
-    def __init__(self, name: str, keep_completed: int = 10_000) -> None:
+    def __init__(
+        self, name: str, keep_completed: int = 10_000, keep_early_events: int = 1_000
+    ) -> None:
         """``keep_completed``: how many finished top-level instances each partition keeps
         for status queries and idempotent starts; the oldest are forgotten first, so that
-        snapshots do not grow without bound."""
-        if keep_completed < 0:
-            raise errors.DefinitionError(f"keep_completed must be >= 0, got {keep_completed}")
+        snapshots do not grow without bound. ``keep_early_events``: how many external
+        events raised to instances that have not started (yet) each partition keeps for
+        them; beyond it the oldest are dropped and reported as unhandled errors."""
+        for option, value in (
+            ("keep_completed", keep_completed), ("keep_early_events", keep_early_events)
+        ):
+            if value < 0:
+                raise errors.DefinitionError(f"{option} must be >= 0, got {value}")
         self.name = name
         self.keep_completed = keep_completed
+        self.keep_early_events = keep_early_events
         self._affinities: dict[type[Affinity], AffinityInfo] = {}
         self._states: dict[type[State[Any]], StateInfo] = {}
         self._operations: dict[type[Operation], OperationInfo] = {}
@@ -358,6 +366,7 @@ class Schema:
         }
         self.app_name = app.name
         self.keep_completed = app.keep_completed
+        self.keep_early_events = app.keep_early_events
         self.operations: dict[type[Operation], OperationInfo] = {
             **app._operations, **builtin_infos
         }

@@ -75,6 +75,7 @@ class Partition:
         self.activities: dict[tuple[str, int], _PendingActivity] = {}
         self.initializing: dict[tuple[str, PKey], list[m.LocalOp | m.Commit | m.Exists]] = {}
         self.early_events: dict[str, list[tuple[str, Any]]] = {}
+        self.early_count = 0  # events in early_events, bounded by schema.keep_early_events
         self._effects = Effects()
         self._local: deque[m.Message] = deque()
         self._handlers: dict[type[Any], Callable[[Any], None]] = {
@@ -232,7 +233,9 @@ class Partition:
             holder=msg.holder,
         )
         self.runs[iid] = run
-        for name, value in self.early_events.pop(iid, ()):
+        early = self.early_events.pop(iid, [])
+        self.early_count -= len(early)
+        for name, value in early:
             run.deliver_event(name, value)
         run.start()
 
@@ -286,6 +289,24 @@ class Partition:
             run.deliver_event(msg.name, msg.value)
         elif msg.instance_id not in self.completed:
             self.early_events.setdefault(msg.instance_id, []).append((msg.name, msg.value))
+            self.early_count += 1
+            self._bound_early_events()
+
+    def _bound_early_events(self) -> None:
+        """Events for instances that never start must not pile up: beyond the app's limit,
+        drop the oldest (of the instance id that has waited longest) and report it."""
+        while self.early_count > self.schema.keep_early_events:
+            instance_id = next(iter(self.early_events))
+            waiting = self.early_events[instance_id]
+            name, _ = waiting.pop(0)
+            if not waiting:
+                del self.early_events[instance_id]
+            self.early_count -= 1
+            self.report(f"partition {self.index}", self.encode_error(errors.ReactiveError(
+                f"dropped external event {name!r} raised to instance {instance_id!r}, which "
+                f"has not started: more than {self.schema.keep_early_events} events wait for "
+                "instances that have not started on this partition (App(keep_early_events=...))"
+            )))
 
     def _on_terminate(self, msg: m.Terminate) -> None:
         run = self.runs.pop(msg.instance_id, None)
@@ -687,6 +708,7 @@ class Partition:
                 m.from_wire(w, schema) for w in waiters  # type: ignore[misc]
             ]
         part.early_events = {k: [tuple(e) for e in v] for k, v in data["early_events"].items()}
+        part.early_count = sum(len(v) for v in part.early_events.values())
         for run_data in data["runs"]:
             run = Run.from_snapshot(part, run_data)
             part.runs[run.instance_id] = run
