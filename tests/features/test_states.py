@@ -724,6 +724,7 @@ def test_a_corrupt_state_in_a_snapshot_names_its_partition() -> None:
     em = Emulator(gauges, partitions=1)
     em.client().perform(SetLevel(gauge="g4", level=1))
     data = snapshot_bytes(em.parts[0])
-    data["states"][0][2]["level"] = "broken"
+    (entry,) = data["states"].values()
+    entry[2]["level"] = "broken"
     with pytest.raises(CorruptSnapshotError, match=r"partition 0: state Gauge at key \"g4\""):
         Partition.restore(em.schema, data)
