@@ -204,6 +204,9 @@ class Run:
                 self._complete(True, stop.value)
                 return
             except ContinueAsNew as again:
+                if self.fatal is not None:
+                    self._complete(False, self.fatal)
+                    return
                 self._restart(again.op)
                 continue
             except Exception as exc:  # the orchestration failed: deliver to the caller
@@ -588,6 +591,12 @@ class Run:
     # -- completion -------------------------------------------------------------------------
 
     def _complete(self, ok: bool, value: Any) -> None:
+        if self.fatal is not None:  # a replay diverged: whatever the code did next, it failed
+            ok, value = False, self.fatal
+            if self.coro is not None:
+                self.coro.close()
+            # final: nothing revives it, and an operator must hear of it (no caller may)
+            self.partition.report(self.name, self.partition.encode_error(value))
         pending = [
             i for i in self.performs if not self.futures[i].done() and not self.futures[i]._raced
         ]

@@ -786,9 +786,12 @@ class Partition:
         for run in list(part.runs.values()):
             run.replay()
         part._drain_local()
-        for dirty in part._dirty.values():
-            dirty.clear()  # replay re-marks what it touches; nothing changed yet
-        part._status_changes.clear()
+        if all(iid in part.runs for iid in data["runs"]):
+            for dirty in part._dirty.values():
+                dirty.clear()  # replay re-marks what it touches; nothing changed yet
+            part._status_changes.clear()
+        # else a replay diverged (NonDeterminismError): that failure and all it caused are
+        # real changes, and the next commit must make them durable (failed for good)
         # a faithful replay produces no effects; a nondeterministic one may fail an
         # orchestration, and that failure must reach its caller: take_effects() hands it over
         return part

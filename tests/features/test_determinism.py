@@ -3,6 +3,7 @@ that makes a different call fails the instance with NonDeterminismError."""
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 from uuid import UUID
@@ -24,7 +25,7 @@ from reactive import (
     Update,
     UpdateContext,
 )
-from reactive.core.partition import Partition
+from reactive.core.partition import Partition, apply_delta
 from tests.features._support import (
     fault_free_and_faulty,
     faults,
@@ -323,3 +324,31 @@ def test_the_caller_s_object_and_the_recorded_input_stay_as_given() -> None:
     iid = client.start(op, instance_id="given")
     assert client.wait(iid) == 3  # 1 + 2
     assert (op.n, op.seen) == (1, [])
+
+
+# -- a NonDeterminismError is final ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("wait", ["timer", "event"])
+def test_a_non_determinism_failure_is_final_and_reported(
+    wait: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    em = Emulator(nd_app, partitions=3)
+    client = em.client()
+    iid = client.start(Branchy(wait=wait), instance_id=f"final-{wait}")
+    home = _run_until_waiting(em, iid)
+    stored = snapshot_bytes(em.parts[home])  # what the host's store holds
+
+    monkeypatch.setattr(sys.modules[__name__], "BRANCH", "right")  # a bad deployment
+    diverged = Partition.restore(em.schema, json.loads(json.dumps(stored)))
+    effects = diverged.take_effects()
+    assert any("NonDeterminismError" in e and iid in e for e in effects.errors)
+    assert diverged.take_status_changes()[iid]["status"] == "failed"
+    apply_delta(stored, json.loads(json.dumps(diverged.take_delta())))  # the host commits
+
+    monkeypatch.setattr(sys.modules[__name__], "BRANCH", "left")  # rolled back
+    em.parts[home] = Partition.restore(em.schema, stored)
+    status = client.status(iid)
+    assert status is not None and status.status == "failed"
+    assert isinstance(status.error, NonDeterminismError)
+    assert iid not in em.parts[home].runs
