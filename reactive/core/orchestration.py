@@ -8,6 +8,7 @@ re-runs the code against the history, sending nothing for recorded calls.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import random
 import uuid
 from collections.abc import Coroutine
@@ -48,6 +49,17 @@ def _describe(verb: str, op: Operation, name: str) -> str:
     (enough to tell a replayed call that differs from the recorded one)."""
     digest = hashlib.blake2b(op.__pydantic_serializer__.to_json(op), digest_size=4).hexdigest()
     return f"{verb} {name}#{digest}"
+
+
+def _awaitable(result: Any, cls: type, method: str) -> Any:
+    """The coroutine ``cls.method`` returned, or a clear error if it is not one (a plain
+    ``def`` where ``async def`` is required)."""
+    if not inspect.isawaitable(result):
+        raise errors.DefinitionError(
+            f"{cls.__name__}.{method} must be declared 'async def' (it returned "
+            f"{type(result).__name__} {result!r:.60} instead of a coroutine)"
+        )
+    return result
 
 
 def _raised_by_asyncio(exc: BaseException) -> bool:
@@ -187,13 +199,17 @@ class Run:
             state_info, key = self.init
             self.init_state = state_info.cls()
             ctx = InitContext(self, state_info.affinity.key_value(key))
-            await self.init_state.initialize(ctx, ctx.key)
+            await _awaitable(
+                self.init_state.initialize(ctx, ctx.key), state_info.cls, "initialize"
+            )
             return None
         assert self.op is not None
         # the code runs on a copy: it may change its own fields, yet a replay (and the
         # snapshot) must start from the input as it was received
         working = self.op.model_copy(deep=True)
-        return await working.execute(OrchestrationContext(self))
+        return await _awaitable(
+            working.execute(OrchestrationContext(self)), type(working), "execute"
+        )
 
     def _step(self) -> None:
         assert self.coro is not None
@@ -261,21 +277,35 @@ class Run:
 
     # -- history ---------------------------------------------------------------------------
 
-    def _call(self, description: str) -> tuple[int, bool]:
+    def _call(self, description: str, op: Operation | None = None) -> tuple[int, bool]:
         """Record a call, or check it against the history; returns (index, replayed)."""
         index = self.next_call
         self.next_call += 1
         if index < len(self.calls):
             recorded = self.calls[index][0]
             if recorded != description and self.fatal is None:
-                self.fatal = errors.NonDeterminismError(
-                    f"orchestration {self.name} made call #{index} {description!r}, but its "
-                    f"history records {recorded!r}: orchestration code must be deterministic"
-                )
+                self.fatal = self._divergence(index, description, recorded, op)
             return index, True
         self.calls.append([description])
         self.partition.touch_run(self.instance_id)
         return index, False
+
+    def _divergence(
+        self, index: int, made: str, recorded: str, op: Operation | None
+    ) -> errors.NonDeterminismError:
+        """The error for a replayed call that differs from the history (calls count from
+        1; the history keeps a digest of an operation's inputs, the replay has them)."""
+        verb, _, name = made.partition(" ")
+        was_verb, _, was_name = recorded.partition(" ")
+        shown = f"{verb} {op!r}" if op is not None else made
+        if op is not None and (verb, name.split("#")[0]) == (was_verb, was_name.split("#")[0]):
+            was = f"{recorded.split('#')[0]} with other inputs"
+        else:
+            was = recorded.split("#")[0]
+        return errors.NonDeterminismError(
+            f"orchestration {self.name} made call #{index + 1} {shown}, but its history "
+            f"records {was} there: orchestration code must be deterministic"
+        )
 
     def _future(self, index: int, decode: Any) -> Future[Any]:
         future: Future[Any] = Future(self)
@@ -389,7 +419,7 @@ class Run:
         self._check(op)
         schema = self.partition.schema
         info = schema.info(op)
-        index, replayed = self._call(_describe("perform", op, info.name))
+        index, replayed = self._call(_describe("perform", op, info.name), op)
         future = self._future(index, info.result.validate_python)
         self.performs.append(index)
         reply = (self.partition.index, self.tag, index, False)
@@ -444,7 +474,7 @@ class Run:
         self._check(op, forked=True)
         schema = self.partition.schema
         info = schema.info(op)
-        index, replayed = self._call(_describe("fork", op, info.name))
+        index, replayed = self._call(_describe("fork", op, info.name), op)
         future = self._future(index, None)
         self.forks.append(future)
         reply = (self.partition.index, self.tag, index, True)

@@ -184,7 +184,8 @@ class Partition:
 
     def report(self, source: str, error: Any) -> None:
         """An error nobody awaits (a failed fork, an event handler): the host's hook gets it."""
-        self._effects.errors.append(f"{source}: {error['type']}: {error['message']}")
+        where = f" (at {error['where']})" if isinstance(error, dict) and "where" in error else ""
+        self._effects.errors.append(f"{source}: {error['type']}: {error['message']}{where}")
 
     def _take_effects(self) -> Effects:
         effects, self._effects = self._effects, Effects()
@@ -408,11 +409,12 @@ class Partition:
             self.add_timer(due, msg.instance_id, msg.call, "retry")
             return
         del self.activities[key]
+        value = msg.value if msg.ok else results.after_attempts(msg.value, msg.attempt)
         if pending.fork and not msg.ok:
-            self.report(f"forked activity {type(pending.op).__name__}", msg.value)
+            self.report(f"forked activity {type(pending.op).__name__}", value)
         run = self.run_for(msg.instance_id)
         if run is not None:
-            run.deliver(msg.call, msg.ok, msg.value)
+            run.deliver(msg.call, msg.ok, value)
 
     # -- states: reads and updates under key locks ----------------------------------------
 

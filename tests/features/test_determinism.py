@@ -229,7 +229,7 @@ def test_changed_code_fails_the_restored_instance_with_non_determinism_error(
     message = str(error)
     assert "Branchy" in message
     assert iid in message
-    assert "#0" in message  # the position of the diverging call
+    assert "call #1 " in message  # the position of the diverging call, counted from 1
     assert "GoRight" in message and "GoLeft" in message  # both calls
     with pytest.raises(NonDeterminismError):
         client.wait(iid)
