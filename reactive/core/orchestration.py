@@ -110,6 +110,7 @@ class Run:
         self.forks: list[Future[Any]] = []
         self.performs: list[int] = []  # calls whose results the code must await
         self.locked_children: dict[int, str] = {}  # call -> child running inside our locks
+        self.locked_events: list[int] = []  # calls: events sent inside locks, answered
         self.event_waiters: list[tuple[str, int]] = []
         self.event_buffer: list[tuple[str, Any]] = []
         self.lock_granted = False
@@ -460,13 +461,18 @@ class Run:
         if not effects:
             self._resolve(index, True, None)
         elif self.lock_keys is not None:
-            # inside our critical section: apply directly, no lock chain; messages from us to
-            # each owner are FIFO, so our later calls observe the event
+            # inside a critical section (ours or our caller's): no lock chain; the owners
+            # answer once all have the event, so the locks, wherever they are released
+            # from, cannot be released before it arrived (nor our later calls overtake it)
+            self.locked_events.append(index)
             if not replayed:
-                self.partition.send_commits(
-                    f"{self.tag}#{index}", event, effects, True, self.holder
+                self.calls[index].append("acked")
+                self.partition.send_locked_commit(
+                    f"{self.tag}#{index}", event, tuple(effects), self.holder, reply
                 )
-            self._resolve(index, True, None)
+            elif len(self.calls[index]) < 2:  # recorded when such events were not answered
+                self.locked_events.pop()
+                self._resolve(index, True, None)
         elif not replayed:
             self.partition.send_acquire(f"{self.tag}#{index}", tuple(effects), reply, event)
 
@@ -586,6 +592,7 @@ class Run:
         self.calls, self.responses = [], carried
         self.logged = self.next_log = self.next_call = 0
         self.futures, self.decoders, self.forks, self.performs = {}, {}, [], []
+        self.locked_events = []
         self.event_waiters, self.event_buffer = [], []
         self.partition.drop_timers(self.tag)
         self.generation += 1
@@ -636,8 +643,20 @@ class Run:
                 f"operation(s) were still pending ({', '.join(self.calls[i][0] for i in pending)}"
                 "); await them, or use ctx.fork for detached work"
             )
-        self.done = True
         self.blocked = None
+        inflight = [self.futures[i] for i in self.locked_events if not self.futures[i].done()]
+        if inflight and self.fatal is None:
+            # an event sent inside the locks has not reached every owner yet (abandoned in
+            # any(), or not awaited): releasing now could let it arrive after the release,
+            # half-applied; finish once every owner has answered
+            AllFuture(self, inflight, settle=True)._on_done(lambda _: self._finish(ok, value))
+            return
+        self._finish(ok, value)
+
+    def _finish(self, ok: bool, value: Any) -> None:
+        if self.done:
+            return
+        self.done = True
         self.release_locks()
         self._stop_locked_children()
         self.partition.run_completed(self, ok, value)

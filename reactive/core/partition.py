@@ -615,18 +615,45 @@ class Partition:
             if queue and isinstance(queue[0], m.Acquire) and queue[0].lock_id == msg.lock_id:
                 self._advance(key)
 
+    def send_locked_commit(
+        self, lock_id: str, event: Event, keys: tuple[PKey, ...], holder: str | None,
+        reply: m.Reply,
+    ) -> None:
+        """An event performed inside a critical section: it visits the owners of its keys
+        in turn and the last one answers ``reply``, so the performer (and whoever holds
+        the locks) cannot go on, or release them, before every owner has the event."""
+        dest = self.schema.owner(keys[0], self.count)
+        self.send(m.Commit(dest, lock_id, event, keys, True, holder, reply))
+
     def _on_commit(self, msg: m.Commit) -> None:
-        for key in msg.keys:
+        keys, rest = msg.keys, tuple[PKey, ...]()
+        if msg.reply is not None:  # walking the owners: ours now, the rest further on
+            mine = [self.schema.owner(k, self.count) == self.index for k in msg.keys]
+            keys = tuple(k for k, own in zip(msg.keys, mine, strict=True) if own)
+            rest = tuple(k for k, own in zip(msg.keys, mine, strict=True) if not own)
+        refused: errors.SynchronizationDisciplineError | None = None
+        for key in keys:
             if msg.locked and not self._holds(key, msg.holder):
-                self.report(f"event {type(msg.event).__name__}", self.encode_error(
-                    errors.SynchronizationDisciplineError(
-                        f"event {type(msg.event).__name__} on {key[0]} {key[1]} arrived "
-                        "after its caller's lock was released; it was not applied"
-                    )))
+                refused = errors.SynchronizationDisciplineError(
+                    f"event {type(msg.event).__name__} on {key[0]} {key[1]} arrived "
+                    "after its caller's lock was released; it was not applied"
+                )
+                self.report(f"event {type(msg.event).__name__}", self.encode_error(refused))
                 continue
             single = m.Commit(msg.dest, msg.lock_id, msg.event, (key,), msg.locked, msg.holder)
             if self._apply_event(single, key) and not msg.locked:
                 self._advance(key)
+        if msg.reply is None:
+            return
+        if rest and refused is None:
+            dest = self.schema.owner(rest[0], self.count)
+            self.send(m.Commit(
+                dest, msg.lock_id, msg.event, rest, msg.locked, msg.holder, msg.reply
+            ))
+        elif refused is not None:
+            self.reply(msg.reply, False, self.encode_error(refused), "")
+        else:
+            self.reply(msg.reply, True, None, "")
 
     def _apply_event(self, msg: m.Commit, key: PKey) -> bool:
         """Apply the event to every subscribing state at ``key``, creating missing ones;
