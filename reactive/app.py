@@ -255,10 +255,16 @@ class App:
                 f"e.g. class {cls.__name__}(State[MyKey])"
             )
         try:
-            cls()
+            initial = cls()
         except ValidationError as exc:
             raise errors.DefinitionError(
                 f"state {cls.__name__} needs a default for every field: {exc.errors()[0]['loc']}"
+            ) from None
+        try:  # the initial value must survive a snapshot like every later one
+            cls.model_validate(initial.model_dump(mode="json", warnings=False))
+        except Exception as exc:
+            raise errors.DefinitionError(
+                f"state {cls.__name__} has a default that does not fit its field's type: {exc}"
             ) from None
         self._claim_name(cls.__name__, cls)
         info = StateInfo(

@@ -13,6 +13,7 @@ from reactive import (
     ActivityContext,
     Affinity,
     App,
+    DefinitionError,
     Event,
     InitContext,
     InvalidStateError,
@@ -728,3 +729,11 @@ def test_a_corrupt_state_in_a_snapshot_names_its_partition() -> None:
     entry[2]["level"] = "broken"
     with pytest.raises(CorruptSnapshotError, match=r"partition 0: state Gauge at key \"g4\""):
         Partition.restore(em.schema, data)
+
+
+def test_a_state_whose_default_could_not_be_stored_is_rejected_at_registration() -> None:
+    class BadDefault(State[GaugeKey]):
+        level: int = "high"  # type: ignore[assignment]
+
+    with pytest.raises(DefinitionError, match="BadDefault has a default that does not fit"):
+        App("bad-default").register(BadDefault)
