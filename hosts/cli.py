@@ -392,13 +392,19 @@ def _shorten(text: str, width: int = RESULT_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def print_summary(
-    emulator: Emulator, out: TextIO, list_unhandled: bool, interrupted: bool = False
-) -> list[InstanceRow]:
+def summary_rows(emulator: Emulator) -> list[InstanceRow]:
+    """The top-level instances, live ones with what they wait for."""
     rows = top_level_instances(emulator)
     for row in rows:
         if row.status == "running":
             row.waits = emulator.describe(row.instance_id)
+    return rows
+
+
+def print_summary(
+    emulator: Emulator, out: TextIO, list_unhandled: bool, interrupted: bool = False
+) -> list[InstanceRow]:
+    rows = summary_rows(emulator)
     out.write("\n== summary" + (" (interrupted)" if interrupted else "") + " ==\n")
     if rows:
         id_width = max(len(row.instance_id) for row in rows)
@@ -440,7 +446,7 @@ def print_summary(
 def cmd_run(args: argparse.Namespace) -> int:
     app = load_app(args.app)
     _compile(app)
-    out = sys.stdout
+    out = sys.stderr if args.json else sys.stdout
     progress = Progress(sys.stderr)
     emulator = _make_emulator(app, args, None if args.quiet else out, progress)
     interrupted = False
@@ -463,7 +469,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _finish_run(
     emulator: Emulator, out: TextIO, args: argparse.Namespace, interrupted: bool
 ) -> int:
-    rows = print_summary(emulator, out, list_unhandled=args.quiet, interrupted=interrupted)
+    if args.json:
+        rows = summary_rows(emulator)
+        print(json.dumps({
+            "interrupted": interrupted,
+            "instances": [dataclasses.asdict(row) for row in rows],
+            "deliveries": emulator.deliveries,
+            "activity_runs": emulator.activity_runs,
+            "unhandled": list(emulator.unhandled),
+        }, ensure_ascii=False, indent=2))
+    else:
+        rows = print_summary(emulator, out, list_unhandled=args.quiet, interrupted=interrupted)
     if interrupted:
         return INTERRUPTED
     status = 0
@@ -769,6 +785,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the application's startup orchestrations on the emulator until "
         "nothing is left to do, printing its log lines, then a summary. Exits with status "
         "1 if an instance failed or an error went unhandled.",
+    )
+    run.add_argument(
+        "--json", action="store_true",
+        help="print the summary as JSON on stdout (log lines go to stderr)",
     )
     run.set_defaults(handler=cmd_run)
 
