@@ -37,7 +37,7 @@ from reactive.hosting.seams import (
     Stored,
 )
 
-FORMAT = "3"
+FORMAT = "4"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS deltas (
 CREATE TABLE IF NOT EXISTS status (
     instance_id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL,
     partition INTEGER NOT NULL, created REAL NOT NULL, updated REAL NOT NULL,
-    result TEXT, error TEXT);
+    result TEXT, error TEXT, custom_status TEXT);
 CREATE INDEX IF NOT EXISTS status_by_status ON status (status, instance_id);
 CREATE INDEX IF NOT EXISTS status_by_created ON status (created);
 CREATE TABLE IF NOT EXISTS health (partition INTEGER PRIMARY KEY, data TEXT NOT NULL);
@@ -330,13 +330,15 @@ class FolderState:
     def publish(self, records: Sequence[StatusRecord], health: PartitionHealth) -> None:
         with self._write() as db:
             db.executemany(
-                "INSERT INTO status VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id)"
+                "INSERT INTO status VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id)"
                 " DO UPDATE SET name = excluded.name, status = excluded.status,"
                 " partition = excluded.partition, updated = excluded.updated,"
-                " result = excluded.result, error = excluded.error"
+                " result = excluded.result, error = excluded.error,"
+                " custom_status = excluded.custom_status"
                 " WHERE excluded.updated >= status.updated OR status.status = 'pending'",
                 [(r.instance_id, r.name, r.status, r.partition, r.created, r.updated,
-                  json.dumps(r.result), json.dumps(r.error)) for r in records],
+                  json.dumps(r.result), json.dumps(r.error), json.dumps(r.custom_status))
+                 for r in records],
             )
             db.execute(
                 "INSERT OR REPLACE INTO health VALUES (?, ?)",
@@ -346,9 +348,9 @@ class FolderState:
     def put_pending(self, record: StatusRecord) -> bool:
         with self._write() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO status VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO status VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (record.instance_id, record.name, record.status, record.partition,
-                 record.created, record.updated, "null", "null"),
+                 record.created, record.updated, "null", "null", "null"),
             )
             return cursor.rowcount == 1
 
@@ -386,6 +388,6 @@ class FolderState:
 
 
 def _record(row: Sequence[Any]) -> StatusRecord:
-    iid, name, status, partition, created, updated, result, error = row
+    iid, name, status, partition, created, updated, result, error, custom = row
     return StatusRecord(iid, name, status, partition, created, updated,
-                        json.loads(result), json.loads(error))
+                        json.loads(result), json.loads(error), json.loads(custom or "null"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import random
 import uuid
 from collections.abc import Coroutine
@@ -101,6 +102,7 @@ class Run:
         self.calls: list[list[Any]] = []  # [description] or [description, value]
         self.responses: list[list[Any]] = []  # [call, ok, value] or ["e", name, value]
         self.logged = 0  # application log lines emitted so far
+        self.custom_status: Any = None  # set by ctx.set_custom_status
         # in-memory execution state
         self.next_call = 0
         self.next_log = 0
@@ -131,6 +133,8 @@ class Run:
         }
         if self.generation:
             data["generation"] = self.generation
+        if self.custom_status is not None:
+            data["custom_status"] = self.custom_status
         if self.op is not None:
             data["op"] = schema.encode_op(self.op)
         if self.reply is not None:
@@ -168,6 +172,7 @@ class Run:
         run.responses = data["responses"]
         run.logged = data["logged"]
         run.generation = data.get("generation", 0)
+        run.custom_status = data.get("custom_status")
         return run
 
     # -- driving the coroutine -------------------------------------------------------------
@@ -577,6 +582,18 @@ class Run:
                 return future
         self.event_waiters.append((name, index))
         return future
+
+    def set_custom_status(self, value: Any) -> None:
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"a custom status must be JSON data: {exc}") from None
+        if value == self.custom_status:
+            return
+        self.custom_status = value
+        self.partition.touch_run(self.instance_id)
+        if self.reply is None and self.init is None and not self.is_replaying():
+            self.partition.status_changed(self)
 
     def continue_as_new(self, op: Orchestration[Any]) -> NoReturn:
         if not isinstance(op, Orchestration):

@@ -136,7 +136,10 @@ class Partition:
             return record
         run = self.runs.get(instance_id)
         if run is not None and run.init is None:
-            return {"status": "running", "name": type(run.op).__name__}
+            record = {"status": "running", "name": type(run.op).__name__}
+            if run.custom_status is not None:
+                record["custom_status"] = run.custom_status
+            return record
         return None
 
     # -- sending ---------------------------------------------------------------------------
@@ -265,6 +268,8 @@ class Partition:
         if run.reply is None:
             record: dict[str, Any] = {"name": info.name, "status": "completed" if ok else "failed"}
             record["result" if ok else "error"] = payload
+            if run.custom_status is not None:
+                record["custom_status"] = run.custom_status
             self._remember(run.instance_id, record)
 
     def run_for(self, tag: str) -> Run | None:
@@ -698,6 +703,13 @@ class Partition:
 
     def touch_run(self, instance_id: str) -> None:
         self._dirty["runs"].add(instance_id)
+
+    def status_changed(self, run: Run) -> None:
+        """A live top-level instance changed what it shows (its custom status)."""
+        info = self.schema.info(run.op)  # type: ignore[arg-type]
+        self._status_changes[run.instance_id] = {
+            "name": info.name, "status": "running", "custom_status": run.custom_status,
+        }
 
     def take_status_changes(self) -> dict[str, dict[str, Any]]:
         """Top-level instances whose status changed since the last call: instance id ->

@@ -185,3 +185,34 @@ def test_bounded_early_events_survive_restores_unchanged() -> None:
         )
 
     assert fault_free_and_faulty(bounded, scenario) == ([3, 4, 5, 6, 7], 3)
+
+
+class Stages(Orchestration[str]):
+    """Shows where it is through its custom status."""
+
+    async def execute(self, ctx: OrchestrationContext) -> str:
+        ctx.set_custom_status({"stage": "waiting for approval"})
+        by = await ctx.wait_for_event("approved")
+        ctx.set_custom_status({"stage": "done", "by": by})
+        return str(by)
+
+
+app.register(Stages)
+
+
+def test_custom_status_is_published_with_the_status() -> None:
+    def scenario(em: Emulator) -> Any:
+        client = em.client()
+        iid = client.start(Stages(), instance_id="stages")
+        em.run()
+        waiting = client.status(iid)
+        assert waiting is not None
+        client.raise_event(iid, "approved", "ann")
+        result = client.wait(iid)
+        done = client.status(iid)
+        assert done is not None
+        return [waiting.status, waiting.custom_status, result, done.custom_status]
+
+    assert fault_free_and_faulty(app, scenario) == [
+        "running", {"stage": "waiting for approval"}, "ann", {"stage": "done", "by": "ann"}
+    ]
