@@ -402,10 +402,12 @@ def summary_rows(emulator: Emulator) -> list[InstanceRow]:
 
 
 def print_summary(
-    emulator: Emulator, out: TextIO, list_unhandled: bool, interrupted: bool = False
+    emulator: Emulator, out: TextIO, list_unhandled: bool, interrupted: bool = False,
+    stopped: bool = False,
 ) -> list[InstanceRow]:
     rows = summary_rows(emulator)
-    out.write("\n== summary" + (" (interrupted)" if interrupted else "") + " ==\n")
+    note = " (interrupted)" if interrupted else " (stopped at --max-time)" if stopped else ""
+    out.write(f"\n== summary{note} ==\n")
     if rows:
         id_width = max(len(row.instance_id) for row in rows)
         name_width = max(len(row.name) for row in rows)
@@ -449,10 +451,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = sys.stderr if args.json else sys.stdout
     progress = Progress(sys.stderr)
     emulator = _make_emulator(app, args, None if args.quiet else out, progress)
-    interrupted = False
+    interrupted = stopped = False
+    until = None
+    if args.max_time is not None:
+        began, limit = emulator.now(), float(args.max_time)
+
+        def until() -> bool:
+            return emulator.now() - began >= limit
+
     with _app_logging(emulator, None if args.quiet else out, progress):
         try:
-            emulator.run(progress=progress)
+            stopped = until is not None and emulator.run(until=until, progress=progress)
+            if until is None:
+                emulator.run(progress=progress)
         except KeyboardInterrupt:
             interrupted = True
         except ReactiveError as exc:
@@ -460,26 +471,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             progress.clear()
     try:
-        return _finish_run(emulator, out, args, interrupted)
+        return _finish_run(emulator, out, args, interrupted, stopped)
     finally:
         if isinstance(emulator, LocalHost):
             emulator.close()
 
 
 def _finish_run(
-    emulator: Emulator, out: TextIO, args: argparse.Namespace, interrupted: bool
+    emulator: Emulator, out: TextIO, args: argparse.Namespace, interrupted: bool,
+    stopped: bool = False,
 ) -> int:
     if args.json:
         rows = summary_rows(emulator)
         print(json.dumps({
             "interrupted": interrupted,
+            "stopped_at_max_time": stopped,
             "instances": [dataclasses.asdict(row) for row in rows],
             "deliveries": emulator.deliveries,
             "activity_runs": emulator.activity_runs,
             "unhandled": list(emulator.unhandled),
         }, ensure_ascii=False, indent=2))
     else:
-        rows = print_summary(emulator, out, list_unhandled=args.quiet, interrupted=interrupted)
+        rows = print_summary(emulator, out, list_unhandled=args.quiet, interrupted=interrupted,
+                             stopped=stopped)
     if interrupted:
         return INTERRUPTED
     status = 0
@@ -487,7 +501,7 @@ def _finish_run(
         if row.status in ("failed", "terminated"):
             print(f"{row.name} {row.status}: {_wire_error_text(row.error)}", file=sys.stderr)
             status = FAILED
-        elif row.status in ("running", "pending") and not interrupted:
+        elif row.status in ("running", "pending") and not (interrupted or stopped):
             waits = "; ".join(row.waits or []) or "nothing it can name"
             print(f"{row.name} ({row.instance_id}) is stuck: waits for {waits}", file=sys.stderr)
             status = FAILED
@@ -785,6 +799,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the application's startup orchestrations on the emulator until "
         "nothing is left to do, printing its log lines, then a summary. Exits with status "
         "1 if an instance failed or an error went unhandled.",
+    )
+    run.add_argument(
+        "--max-time", type=float, metavar="SECONDS",
+        help="stop once this much (virtual or real) time has passed: for applications "
+        "with eternal orchestrations, which never let a run end on its own",
     )
     run.add_argument(
         "--json", action="store_true",
