@@ -37,6 +37,7 @@ from hosts.bench.runner import HOSTS, WORKLOADS, format_table, run_all, to_json
 from hosts.emulator import ALL_FAULTS, Emulator, EmulatorClient
 from hosts.local import LocalHost
 from reactive.app import App, Kind, OperationInfo, Schema
+from reactive.client import InstanceStatus
 from reactive.core.builtin_ops import BUILTINS
 from reactive.errors import ApplicationError, DefinitionError, ReactiveError
 from reactive.hosting.seams import StatusQuery
@@ -540,25 +541,7 @@ def cmd_start(args: argparse.Namespace) -> int:
             emulator.run(until=done if args.wait else None, progress=progress)
         finally:
             progress.clear()
-    status = client.status(iid)
-    assert status is not None
-    if status.status in ("failed", "terminated"):
-        assert status.error is not None
-        print(f"{info.name} {status.status}: {_error_text(status.error)}", file=sys.stderr)
-        if not args.wait:
-            print(f"{iid} {status.status}")
-        return FAILED
-    if not args.wait:
-        print(f"{iid} {status.status}")
-        return 0
-    if status.status != "completed":
-        raise CliError(
-            f"{info.name} ({iid}) is still {status.status} but the emulator is idle "
-            "(is it waiting for an external event?)",
-            FAILED,
-        )
-    print(json.dumps(info.result.dump_python(status.result, mode="json"), ensure_ascii=False))
-    return 0
+    return _report_start(info, iid, client.status(iid), args.wait, "the emulator is idle")
 
 
 def _start_durable(
@@ -590,19 +573,27 @@ def _start_durable(
         raise CliError(str(exc)) from None
     finally:
         host.close()
+    return _report_start(info, iid, status, args.wait, "nothing is left to run")
+
+
+def _report_start(
+    info: OperationInfo, iid: str, status: InstanceStatus | None, wait: bool, idle: str
+) -> int:
+    """Print what ``start`` ends with: the result as JSON (``--wait``) or the id and
+    status; a failure on stderr with exit 1."""
     assert status is not None
     if status.status in ("failed", "terminated"):
         assert status.error is not None
         print(f"{info.name} {status.status}: {_error_text(status.error)}", file=sys.stderr)
-        if not args.wait:
+        if not wait:
             print(f"{iid} {status.status}")
         return FAILED
-    if not args.wait:
+    if not wait:
         print(f"{iid} {status.status}")
         return 0
     if status.status != "completed":
         raise CliError(
-            f"{info.name} ({iid}) is still {status.status} but nothing is left to run "
+            f"{info.name} ({iid}) is still {status.status} but {idle} "
             "(is it waiting for an external event?)",
             FAILED,
         )
