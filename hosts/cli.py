@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -36,6 +35,7 @@ from hosts.bench.plot import throughput_svg
 from hosts.bench.runner import HOSTS, WORKLOADS, format_table, run_all, to_json
 from hosts.emulator import ALL_FAULTS, Emulator, EmulatorClient
 from hosts.local import LocalHost
+from hosts.text import article, name_hint
 from reactive.app import App, Kind, OperationInfo, Schema
 from reactive.client import InstanceStatus
 from reactive.core.builtin_ops import BUILTINS
@@ -117,7 +117,7 @@ def load_app(target: str) -> App:
                 raise CliError(f"module {module_name!r} has no attribute {attribute!r}{hint}")
             obj = getattr(obj, part)
         if not isinstance(obj, App):
-            what = "a class" if isinstance(obj, type) else _article(type(obj).__name__)
+            what = "a class" if isinstance(obj, type) else article(type(obj).__name__)
             raise CliError(f"{target} is {what}, not a reactive App")
         return obj
     apps = _apps_in(module)
@@ -158,38 +158,33 @@ def find_orchestration(schema: Schema, name: str) -> OperationInfo:
     app = schema.app_name
     other = schema.by_name.get(name)
     if other is not None and other.cls not in BUILTINS:
-        raise CliError(f"{name} is {_article(other.kind.value)}, not an orchestration")
-    by_lower = {n.lower(): n for n in names}
-    close = [by_lower[n] for n in difflib.get_close_matches(name.lower(), list(by_lower), n=3)]
-    if close:
-        hint = f"; did you mean {' or '.join(close)}?"
-    elif names:
-        hint = f"; it defines {', '.join(names)}"
-    else:
-        hint = "; it defines none"
+        raise CliError(f"{name} is {article(other.kind.value)}, not an orchestration")
+    hint = name_hint(name, names)
     raise CliError(f"application {app!r} has no orchestration named {name!r}{hint}")
 
 
-def _article(word: str) -> str:
-    return f"an {word}" if word[:1].lower() in tuple("aeiou") else f"a {word}"
 
-
-def build_orchestration(info: OperationInfo, text: str) -> Orchestration[Any]:
-    """The orchestration object that the JSON object ``text`` describes (``@FILE``: the
-    file's contents; ``-``: standard input)."""
+def read_json_option(option: str, text: str) -> Any:
+    """The JSON value of a command-line option: inline, ``@FILE``, or ``-`` (stdin)."""
     if text == "-":
         text = sys.stdin.read()
     elif text.startswith("@"):
         try:
             text = Path(text[1:]).read_text(encoding="utf-8")
         except OSError as exc:
-            raise CliError(f"--input {text}: cannot read the file ({exc.strerror})") from None
+            raise CliError(f"{option} {text}: cannot read the file ({exc.strerror})") from None
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise CliError(
-            f"--input is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            f"{option} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from None
+
+
+def build_orchestration(info: OperationInfo, text: str) -> Orchestration[Any]:
+    """The orchestration object that the JSON object ``text`` describes (``@FILE``: the
+    file's contents; ``-``: standard input)."""
+    data = read_json_option("--input", text)
     if not isinstance(data, dict):
         raise CliError(
             f"--input must be a JSON object of {info.name}'s fields, "

@@ -26,7 +26,14 @@ from urllib.parse import quote
 
 import httpx
 
-from hosts.cli import USAGE_ERROR, CliError, _compile, _positive_int, load_app
+from hosts.cli import (
+    USAGE_ERROR,
+    CliError,
+    _compile,
+    _positive_int,
+    load_app,
+    read_json_option,
+)
 from hosts.http import create_app, follow_commits
 from hosts.http.live import local_inspector
 from hosts.local import FolderError, FolderState, LocalHost
@@ -354,19 +361,7 @@ def cmd_list_instances(args: argparse.Namespace) -> int:
 def cmd_raise_event(args: argparse.Namespace) -> int:
     value: Any = None
     if args.value is not None:
-        text = args.value
-        if text.startswith("@"):
-            try:
-                text = Path(text[1:]).read_text()
-            except OSError as exc:
-                detail = _one_line(exc.strerror or str(exc))
-                raise CliError(f"--value {args.value}: {detail}") from None
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CliError(
-                f"--value is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-            ) from None
+        value = read_json_option("--value", args.value)
     request_id = args.request_id or secrets.token_hex(8)
     with _backend(args) as backend:
         backend.raise_event(args.instance_id, args.name, value, request_id)

@@ -12,7 +12,6 @@ did not finish in time.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import functools
 import hmac
 import inspect
@@ -37,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hosts.http.metrics import Metrics
 from hosts.http.pump import Batch, GroupWriter, Watcher, observe_publish
+from hosts.text import article, name_hint
 from reactive.app import Kind, OperationInfo, Schema
 from reactive.client import Client
 from reactive.core.builtin_ops import BUILTINS, ClientPerform
@@ -235,17 +235,10 @@ class Api:
             elif Kind.ORCHESTRATION in kinds:
                 hint = f"; perform it with POST /api/perform/{name}"
             raise ApiError(
-                404, f"{name} is {_article(info.kind.value)}, not {_article(what)}{hint}"
+                404, f"{name} is {article(info.kind.value)}, not {article(what)}{hint}"
             )
         names = sorted(n for n, i in self.user_ops.items() if i.kind in kinds)
-        by_lower = {n.lower(): n for n in names}
-        close = [by_lower[n] for n in difflib.get_close_matches(name.lower(), list(by_lower))]
-        if close:
-            hint = f"; did you mean {' or '.join(close)}?"
-        elif names:
-            hint = f"; it defines {', '.join(names)}"
-        else:
-            hint = "; it defines none"
+        hint = name_hint(name, names)
         raise ApiError(
             404, f"application {self.schema.app_name!r} has no {what} named {name!r}{hint}"
         )
@@ -314,8 +307,6 @@ class Api:
         return out
 
 
-def _article(word: str) -> str:
-    return f"an {word}" if word[:1].lower() in tuple("aeiou") else f"a {word}"
 
 
 def _timeout(value: float | None, default: float = DEFAULT_WAIT) -> float:
