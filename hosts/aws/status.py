@@ -1,0 +1,196 @@
+"""The S3 status store: one JSON object per instance, one per partition's health.
+
+Clients read statuses here without touching snapshots. A record replaces a stored one only
+if it is not older; a ``pending`` record (written by a client that submitted a start) never
+replaces another and is always replaced. Replacement is a conditional write (``If-Match``
+on the ETag this process last saw or wrote), so two writers of one instance cannot undo
+each other; usually a record costs one PUT.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from typing import Any
+
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+
+from hosts.aws.config import AwsConfig
+from hosts.aws.store import CONFLICT_CODES, _error_code
+from reactive.hosting.seams import PartitionHealth, StatusQuery, StatusRecord
+
+INSTANCES = "status/instances/"
+HEALTH = "status/health/"
+DONE = frozenset({"completed", "failed", "terminated"})
+ATTEMPTS = 8
+
+
+def _encode(record: StatusRecord | PartitionHealth) -> bytes:
+    return json.dumps(asdict(record), separators=(",", ":")).encode()
+
+
+def _record(data: bytes) -> StatusRecord:
+    return StatusRecord(**json.loads(data))
+
+
+def _newer(new: StatusRecord, old: StatusRecord) -> bool:
+    """Whether ``new`` may replace ``old``."""
+    if old.status == "pending":
+        return True
+    if new.status == "pending":
+        return False
+    return new.updated >= old.updated
+
+
+class S3StatusStore:
+    """Implements :class:`reactive.hosting.seams.StatusStore` on one S3 bucket."""
+
+    def __init__(self, config: AwsConfig, pool: ThreadPoolExecutor | None = None) -> None:
+        self.config = config
+        self.s3 = config.s3
+        self.bucket = config.bucket
+        self._pool = pool or ThreadPoolExecutor(16, thread_name_prefix="s3-status")
+        self._known: dict[str, tuple[str, bytes]] = {}  # key -> ETag and body last seen
+        self._lock = threading.Lock()
+        self.puts = 0  # PUT requests made (for measurements)
+
+    @staticmethod
+    def key(instance_id: str) -> str:
+        """Hex of the id's UTF-8: any id is a valid key, and key order is id order."""
+        return INSTANCES + instance_id.encode().hex()
+
+    @staticmethod
+    def health_key(partition: int) -> str:
+        return f"{HEALTH}p{partition}.json"
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _put(self, key: str, body: bytes, **condition: str) -> str | None:
+        """PUT under a condition; the new ETag, or None if the condition failed."""
+        self.puts += 1
+        try:
+            response = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **condition)
+        except ClientError as error:
+            if _error_code(error) in CONFLICT_CODES or _error_code(error) == "NoSuchKey":
+                return None
+            raise
+        etag = str(response["ETag"])
+        with self._lock:
+            self._known[key] = (etag, body)
+        return etag
+
+    def _read(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            response = self.s3.get_object(Bucket=self.bucket, Key=key)
+        except self.s3.exceptions.NoSuchKey:
+            return None
+        return response["Body"].read(), str(response["ETag"])
+
+    def _replace(self, key: str, body: bytes, newer: Any) -> None:
+        """Write ``body`` unless the stored object is newer (``newer(stored_bytes)`` is
+        False); first with the ETag this process knows, then read-compare-write."""
+        with self._lock:
+            known = self._known.get(key)
+        if known is not None and not newer(known[1]):
+            return
+        condition = {"IfMatch": known[0]} if known else {"IfNoneMatch": "*"}
+        if self._put(key, body, **condition) is not None:
+            return
+        for _ in range(ATTEMPTS):
+            stored = self._read(key)
+            if stored is None:
+                if self._put(key, body, IfNoneMatch="*") is not None:
+                    return
+                continue
+            if not newer(stored[0]):
+                with self._lock:
+                    self._known[key] = (stored[1], stored[0])
+                return
+            if self._put(key, body, IfMatch=stored[1]) is not None:
+                return
+        raise RuntimeError(f"status object {key} kept changing under {ATTEMPTS} attempts")
+
+    def _publish_record(self, record: StatusRecord) -> None:
+        self._replace(
+            self.key(record.instance_id),
+            _encode(record),
+            lambda stored: _newer(record, _record(stored)),
+        )
+
+    def _publish_health(self, health: PartitionHealth) -> None:
+        self._replace(
+            self.health_key(health.partition),
+            _encode(health),
+            lambda stored: health.committed_at >= json.loads(stored)["committed_at"],
+        )
+
+    def publish(self, records: Sequence[StatusRecord], health: PartitionHealth) -> None:
+        futures = [self._pool.submit(self._publish_record, r) for r in records]
+        self._publish_health(health)
+        for future in futures:
+            future.result()
+
+    def put_pending(self, record: StatusRecord) -> bool:
+        return self._put(self.key(record.instance_id), _encode(record), IfNoneMatch="*") is not None
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get(self, instance_id: str) -> StatusRecord | None:
+        stored = self._read(self.key(instance_id))
+        return None if stored is None else _record(stored[0])
+
+    def _matches(self, record: StatusRecord, query: StatusQuery) -> bool:
+        return (
+            (query.status is None or record.status == query.status)
+            and (query.name is None or record.name == query.name)
+            and (query.since is None or record.created >= query.since)
+            and (query.until is None or record.created < query.until)
+            and (query.after is None or record.instance_id > query.after)
+        )
+
+    def query(self, query: StatusQuery) -> list[StatusRecord]:
+        """Lists the instance objects in key order (which is instance id order) and reads
+        them a page at a time: a scan, since S3 has no secondary index."""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": INSTANCES}
+        if query.after is not None:
+            kwargs["StartAfter"] = self.key(query.after)
+        found: list[StatusRecord] = []
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            **kwargs, PaginationConfig={"PageSize": 200}
+        )
+        for page in pages:
+            keys = [item["Key"] for item in page.get("Contents", [])]
+            for data in self._pool.map(self._read, keys):
+                if data is not None:
+                    record = _record(data[0])
+                    if self._matches(record, query):
+                        found.append(record)
+            if len(found) >= query.limit:
+                break
+        return found[: query.limit]
+
+    def health(self) -> list[PartitionHealth]:
+        keys = [self.health_key(p) for p in range(self.config.partitions)]
+        return [
+            PartitionHealth(**json.loads(stored[0]))
+            for stored in self._pool.map(self._read, keys)
+            if stored is not None
+        ]
+
+    def purge(self, instance_id: str) -> bool:
+        key = self.key(instance_id)
+        stored = self._read(key)
+        if stored is None or _record(stored[0]).status not in DONE:
+            return False
+        try:
+            self.s3.delete_object(Bucket=self.bucket, Key=key, IfMatch=stored[1])
+        except ClientError as error:
+            if _error_code(error) in CONFLICT_CODES:
+                return False
+            raise
+        with self._lock:
+            self._known.pop(key, None)
+        return True
