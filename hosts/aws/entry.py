@@ -41,7 +41,7 @@ def host() -> AwsHost:
             target = os.environ.get("REACTIVE_APP")
             if not target:
                 raise RuntimeError("environment variable REACTIVE_APP is not set (module:app)")
-            budget = float(os.environ.get("REACTIVE_TIME_BUDGET", "10"))
+            budget = float(os.environ.get("REACTIVE_TIME_BUDGET", "2"))
             _host = AwsHost(load_app(target), AwsConfig.from_env(), time_budget=budget)
         return _host
 

@@ -35,7 +35,10 @@ from hosts.aws.sender import Entry, SqsSender, split
 from hosts.aws.status import S3StatusStore
 from hosts.aws.store import S3SnapshotStore
 from reactive.app import App, Schema
+from reactive.hosting.client import SeamClient
+from reactive.hosting.ingress import IngressError, parse_request
 from reactive.hosting.seams import Inbound, Outgoing, StaleSnapshotError
+from reactive.hosting.worker import PartitionWorker, WorkerOptions
 
 KIND_ATTRIBUTE = "reactive-kind"  # "wake" on wake-up messages
 REASON_ATTRIBUTE = "reactive-reason"  # on dead-lettered ingress requests
@@ -70,8 +73,6 @@ class LambdaContext(Protocol):
 
 
 def default_worker(host: AwsHost, partition: int) -> Worker:
-    from reactive.hosting.worker import PartitionWorker, WorkerOptions
-
     options = WorkerOptions(
         partitions=host.config.partitions, epoch=host.config.epoch, time_budget=host.time_budget
     )
@@ -105,7 +106,7 @@ class AwsHost:
         app: App | Schema,
         config: AwsConfig,
         *,
-        time_budget: float | None = 10.0,
+        time_budget: float = 2.0,
         short_wait: float = SHORT_WAIT,
         clock: Callable[[], float] = time.time,
         worker_factory: WorkerFactory = default_worker,
@@ -123,6 +124,12 @@ class AwsHost:
         self._parser = parser
         self._partitions: dict[int, _Partition] = {}
         self._lock = threading.Lock()
+
+    def client(self, poll: float = 0.05) -> SeamClient:
+        """A client of this deployment: requests go to the partition queues, statuses
+        are read from S3."""
+        return SeamClient(self.schema, self.config.partitions, SqsSender(self.config),
+                          S3StatusStore(self.config), epoch=self.config.epoch, poll=poll)
 
     # -- partitions ----------------------------------------------------------------------
 
@@ -267,16 +274,13 @@ class AwsHost:
     def parse(self, data: bytes) -> Outgoing:
         if self._parser is not None:
             return self._parser(data)
-        from reactive.hosting.ingress import parse_request
-
-        return parse_request(self.schema, self.config.partitions, data, epoch=self.config.epoch)
+        request = parse_request(self.schema, self.config.partitions, data, self.config.epoch)
+        return request.outgoing
 
     def on_ingress_batch(
         self, event: Mapping[str, Any], context: LambdaContext | None = None
     ) -> dict[str, Any]:
         """Validate and route requests; dead-letter invalid ones with their reason."""
-        from reactive.hosting.ingress import IngressError
-
         valid: list[tuple[str, Outgoing]] = []
         rejected: list[tuple[Mapping[str, Any], str]] = []
         for record in event.get("Records", []):
