@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 from hosts.aws.config import AwsConfig
+from hosts.aws.handler import KIND_ATTRIBUTE
+from hosts.aws.store import S3SnapshotStore
+from tests.aws.events import sqs_event, sqs_record
 from tests.aws.runtime_api import RuntimeApi
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,6 +72,23 @@ def test_schedule_handler_under_the_runtime_client(aws: AwsConfig, runtime: Runt
         assert [m["Body"] for m in got["Messages"]] == ["wake"]
         again = runtime.invoke({})  # the same warm container answers the next one
         assert again.ok and again.payload == {"rang": [0, 1, 2, 3]}
+    finally:
+        _stop(process)
+
+
+def test_partition_handler_under_the_runtime_client(
+    aws: AwsConfig, runtime: RuntimeApi
+) -> None:
+    process = _run_client(_environment(aws, runtime, "samples.counter.app:app"),
+                          "hosts.aws.entry.partition_handler")
+    try:
+        records = [sqs_record(aws, aws.partition_queue(1), "wake", {KIND_ATTRIBUTE: "wake"}),
+                   sqs_record(aws, aws.partition_queue(1), "not an envelope", message_id="x")]
+        outcome = runtime.invoke(sqs_event(*records))
+        assert outcome.ok and outcome.payload == {"batchItemFailures": []}
+        assert S3SnapshotStore(aws).load(1).version == "1"  # the first start, committed
+        assert [reason.startswith("partition 1: ") for _, reason in
+                S3SnapshotStore(aws).dead_letters(1)] == [True]
     finally:
         _stop(process)
 
