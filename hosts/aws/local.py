@@ -118,7 +118,7 @@ class LocalRunner:
             for p in range(self.config.partitions)
         ]
         self.mappings.append(Mapping_(self.config.ingress_queue, host.on_ingress_batch,
-                                      10, batching_window, ingress_pollers))
+                                      batch_size, batching_window, ingress_pollers))
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.invocations = 0

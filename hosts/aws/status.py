@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
@@ -26,6 +27,7 @@ INSTANCES = "status/instances/"
 HEALTH = "status/health/"
 DONE = frozenset({"completed", "failed", "terminated"})
 ATTEMPTS = 8
+HEALTH_INTERVAL = 5.0  # seconds a partition's health may lag when nothing in it changed
 
 
 def _encode(record: StatusRecord | PartitionHealth) -> bytes:
@@ -48,7 +50,12 @@ def _newer(new: StatusRecord, old: StatusRecord) -> bool:
 class S3StatusStore:
     """Implements :class:`reactive.hosting.seams.StatusStore` on one S3 bucket."""
 
-    def __init__(self, config: AwsConfig, pool: ThreadPoolExecutor | None = None) -> None:
+    def __init__(
+        self,
+        config: AwsConfig,
+        pool: ThreadPoolExecutor | None = None,
+        health_interval: float = HEALTH_INTERVAL,
+    ) -> None:
         self.config = config
         self.s3 = config.s3
         self.bucket = config.bucket
@@ -56,6 +63,8 @@ class S3StatusStore:
         self._known: dict[str, tuple[str, bytes]] = {}  # key -> ETag and body last seen
         self._lock = threading.Lock()
         self.puts = 0  # PUT requests made (for measurements)
+        self.health_interval = health_interval
+        self._health_written: dict[int, tuple[float, tuple[Any, ...]]] = {}
 
     @staticmethod
     def key(instance_id: str) -> str:
@@ -128,8 +137,16 @@ class S3StatusStore:
         )
 
     def publish(self, records: Sequence[StatusRecord], health: PartitionHealth) -> None:
+        """Writes each record; the health only if what the schedule and operators act on
+        changed (next due timer, dead letters, live instances) or ``health_interval``
+        seconds passed since this process last wrote it: one PUT fewer per commit."""
         futures = [self._pool.submit(self._publish_record, r) for r in records]
-        self._publish_health(health)
+        key = (health.next_due, health.dead_letters, health.live_instances)
+        written = self._health_written.get(health.partition)
+        now = time.monotonic()
+        if written is None or written[1] != key or now - written[0] >= self.health_interval:
+            self._publish_health(health)
+            self._health_written[health.partition] = (now, key)
         for future in futures:
             future.result()
 

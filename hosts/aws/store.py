@@ -7,8 +7,9 @@ a delta or, written by :meth:`S3SnapshotStore.compact`, a base that replaces eve
 before it; ``000000000007.d`` marks commit 7's outbox delivered. ``snapshot-heads/p{N}``
 names the latest base, so a load lists from there (one LIST plus parallel GETs).
 
-Objects before the previous base are deleted after a compaction, but only once they are
-older than :data:`GC_GRACE` seconds, and a writer whose version is older than
+Objects before the previous base are deleted after a compaction (at most every
+``GC_GRACE / 2`` seconds per partition), but only once they are older than
+:data:`GC_GRACE` seconds, and a writer whose version is older than
 :data:`FENCE_TRUST` seconds checks the head after creating its object: a long-frozen
 invocation that creates a number which was deleted would otherwise find it free.
 """
@@ -68,6 +69,7 @@ class S3SnapshotStore:
         self.fence_trust = fence_trust
         self._pool = pool or ThreadPoolExecutor(16, thread_name_prefix="s3-store")
         self._known: dict[int, _Known] = {}
+        self._collected: dict[int, float] = {}  # partition -> monotonic time of the last GC
 
     # -- keys ----------------------------------------------------------------------------
 
@@ -190,7 +192,10 @@ class S3SnapshotStore:
             self.s3.put_object(
                 Bucket=self.bucket, Key=self.head_key(partition), Body=str(number).encode()
             )
-            if previous is not None and previous.base > 0:
+            last = self._collected.get(partition)
+            due = last is None or time.monotonic() - last >= self.gc_grace / 2
+            if previous is not None and previous.base > 0 and due:
+                self._collected[partition] = time.monotonic()
                 self._collect(partition, previous.base)
         except Exception:  # the commit stands; the head and old objects can wait
             log.exception("partition %d: tidying after compaction %d failed", partition, number)

@@ -226,7 +226,8 @@ def resources() -> dict[str, Any]:
                   sub("${Bucket.Arn}/claims/*")),
         ],
         Events={"Requests": {"Type": "SQS", "Properties": {
-            "Queue": arn("IngressQueue"), "BatchSize": 10,
+            "Queue": arn("IngressQueue"), "BatchSize": 100,
+            "MaximumBatchingWindowInSeconds": 1,
             "FunctionResponseTypes": ["ReportBatchItemFailures"]}}},
     )
     found["WakeFunction"] = function(

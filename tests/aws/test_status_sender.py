@@ -21,7 +21,7 @@ def _health(partition: int, at: float, due: float | None = None) -> PartitionHea
 
 
 def test_statuses_replace_only_older_ones(aws: AwsConfig) -> None:
-    status = S3StatusStore(aws)
+    status = S3StatusStore(aws, health_interval=0)
     assert status.put_pending(_record("a", "pending", 5.0))
     assert not status.put_pending(_record("a", "pending", 6.0))
     status.publish([_record("a", "running", 1.0)], _health(0, 1.0))  # pending always yields
@@ -50,6 +50,15 @@ def test_query_filters_and_pages_in_id_order(aws: AwsConfig) -> None:
     assert [r.instance_id for r in status.query(StatusQuery(name="N0", since=1.0))] == []
     assert not status.purge("c")  # still running
     assert status.purge("a 2") and status.get("a 2") is None
+
+
+def test_unchanged_health_is_written_at_intervals(aws: AwsConfig) -> None:
+    status = S3StatusStore(aws, health_interval=3600)
+    status.publish([], _health(0, 1.0))
+    status.publish([], _health(0, 2.0))  # nothing the schedule acts on changed: skipped
+    assert [h.commit for h in status.health()] == ["1"]
+    status.publish([], _health(0, 3.0, due=9.0))  # a timer: written at once
+    assert [(h.commit, h.next_due) for h in status.health()] == [("3", 9.0)]
 
 
 def test_health_per_partition(aws: AwsConfig) -> None:
