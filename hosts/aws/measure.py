@@ -1,6 +1,6 @@
 """Measure the queue layouts on an SQS endpoint (a moto server, locally):
 
-    python -m hosts.aws.measure http://127.0.0.1:5000 [--partitions 4] [--messages 400]
+    python -m hosts.aws.measure [http://127.0.0.1:5000] [--partitions 4] [--messages 400]
 
 For each layout it sends ``messages`` small messages spread over the partitions in batches
 of 10, then drains them with one consumer per partition (receive up to 10, delete the
@@ -13,6 +13,7 @@ partition.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import threading
 import time
@@ -113,12 +114,19 @@ LAYOUTS = ("fifo-one-queue", "fifo-per-partition", "standard-per-partition")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("endpoint")
+    parser.add_argument("endpoint", nargs="?", default=None,
+                        help="an SQS endpoint; without one a moto server is started")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--messages", type=int, default=400)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    rows = [measure(args.endpoint, layout, args.partitions, args.messages) for layout in LAYOUTS]
+    with contextlib.ExitStack() as stack:
+        endpoint = args.endpoint
+        if endpoint is None:
+            from hosts.aws.bench import moto_server
+
+            endpoint = stack.enter_context(moto_server())[0]
+        rows = [measure(endpoint, layout, args.partitions, args.messages) for layout in LAYOUTS]
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=2))
         return 0
