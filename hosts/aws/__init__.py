@@ -7,6 +7,7 @@ implemented by :class:`S3SnapshotStore`, :class:`S3StatusStore` and :class:`SqsS
 imports boto3.
 """
 
+from hosts.aws.client import connect
 from hosts.aws.config import AwsConfig
 from hosts.aws.handler import AwsHost
 from hosts.aws.provision import provision
@@ -14,4 +15,12 @@ from hosts.aws.sender import SqsSender
 from hosts.aws.status import S3StatusStore
 from hosts.aws.store import S3SnapshotStore
 
-__all__ = ["AwsConfig", "AwsHost", "S3SnapshotStore", "S3StatusStore", "SqsSender", "provision"]
+__all__ = [
+    "AwsConfig",
+    "AwsHost",
+    "S3SnapshotStore",
+    "S3StatusStore",
+    "SqsSender",
+    "connect",
+    "provision",
+]

@@ -303,6 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-n", type=int, default=300)
     parser.add_argument("--workload", choices=["hello-sequence", "bank", "all"], default="all")
     parser.add_argument("--pollers", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=100,
+                        help="messages per invocation at most (10 plays a FIFO queue's cap)")
     parser.add_argument("--via", choices=["ingress", "client"], default="ingress",
                         help="start orchestrations by posting to the ingress queue (ten to "
                         "a call) or with the client API (one start at a time)")
@@ -319,7 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for workload in ("hello-sequence", "bank"):
             if args.workload not in (workload, "all"):
                 continue
-            host = AwsLocalHost(w.app, args.partitions, endpoint, args.pollers)
+            host = AwsLocalHost(w.app, args.partitions, endpoint, args.pollers,
+                                args.batch_size)
             try:
                 client = host.client()
                 if workload == "bank":
@@ -332,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     host, args.n, args.via)
                 figures = _measure(workload, host, meter, moto_pid, args.n, body, verify)
                 figures.detail["via"] = args.via
+                figures.detail["batch_size"] = args.batch_size
                 results.append(figures)
             finally:
                 host.close()
@@ -339,7 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2))
         return 0
-    print(f"starts via {args.via}; host CPU excludes the client (the main thread)")
+    print(f"starts via {args.via}, batches of at most {args.batch_size}; host CPU excludes "
+          "the client (the main thread)")
     print(f"{'workload':<16}{'P':>3}{'n':>6}{'s':>8}{'orch/s':>9}{'host CPU':>10}"
           f"{'moto CPU':>10}{'calls':>7}{'moto busy':>11}{'err':>5}")
     for r in results:

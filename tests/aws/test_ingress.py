@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from hosts.aws.claims import put_claim
+from hosts.aws.client import connect
 from hosts.aws.config import AwsConfig
 from hosts.aws.handler import REASON_ATTRIBUTE, AwsHost
 from hosts.aws.local import LocalRunner
@@ -65,7 +66,8 @@ def test_invalid_requests_are_dead_lettered_and_valid_ones_go_through(
         _post(aws, body)
     _post(aws, json.dumps(valid))
     _post(aws, json.dumps(valid))  # a retry: the instance starts once
-    client = running.client()
+    client = connect(app, bucket=aws.bucket, partitions=aws.partitions, stem=aws.stem,
+                     endpoint_url=aws.endpoint_url, region="us-east-1")
     deadline = time.monotonic() + WAIT
     while client.status("from-ingress") is None:
         assert time.monotonic() < deadline
