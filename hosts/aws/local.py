@@ -261,6 +261,17 @@ def serve(
     return 0
 
 
+def cli_serve(args: argparse.Namespace) -> int:
+    """``reactive serve MODULE:APP --host aws-local [--partitions N] [--endpoint-url URL]``:
+    the hook for the ``reactive`` command (it reads ``app``, ``partitions`` and
+    ``endpoint_url`` from the parsed arguments)."""
+    from hosts.aws.entry import load_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    partitions = getattr(args, "partitions", None) or 4
+    return serve(load_app(args.app), partitions, getattr(args, "endpoint_url", None))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m hosts.aws.local", description="run an app on a local AWS endpoint")
