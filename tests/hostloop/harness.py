@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from hosts.bench.brokers import Clock, EventHub, FifoQueues
 from hosts.local import LocalHost
 from reactive import (
     Activity,
@@ -57,7 +58,6 @@ from samples.counter.app import (
     IncrementMany,
     UpdateCounter,
 )
-from tests.hostloop.doubles import Clock, EventHub, FifoQueues
 
 STEPS = ("processed", "saved", "sent", "published", "delivered")
 

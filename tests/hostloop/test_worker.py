@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from hosts.bench.brokers import Clock, EventHub
 from reactive import (
     Activity,
     ActivityContext,
@@ -24,8 +25,6 @@ from reactive.hosting.seams import Inbound, Outgoing, StaleSnapshotError
 from reactive.hosting.worker import PartitionWorker, WorkerOptions
 from samples.counter.app import CounterKey, Increment
 from samples.counter.app import app as counter_app
-
-from .doubles import Clock, EventHub
 
 app = App("worker-tests")
 

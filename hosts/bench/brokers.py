@@ -1,4 +1,4 @@
-"""Test doubles of the two brokers the cloud hosts sit on, with their failure modes.
+"""Doubles of the two brokers the cloud hosts sit on, with their failure modes.
 
 Both are ``Sender``s (partitions and clients send into them) and hand out batches the way
 their trigger does. Neither keeps order across a partition's senders, and both deliver
@@ -18,10 +18,24 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
+from reactive import App
+from reactive.hosting.client import SeamClient
+from reactive.hosting.memory import MemoryStatusStore, MemoryStore
 from reactive.hosting.seams import Inbound, Outgoing
+from reactive.hosting.worker import PartitionWorker, WorkerOptions
+
+
+class Clock:
+    """The doubles' virtual time: moves only when the driver says."""
+
+    def __init__(self, start: float = 1_767_225_600.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @dataclass
@@ -160,11 +174,51 @@ class EventHub:
         return total
 
 
-class Clock:
-    """The doubles' virtual time: moves only when the driver says."""
+class BrokerHost:
+    """An application on partition workers fed by a broker double, driven until idle: the
+    bench's ``fifo`` and ``eventhubs`` hosts (the cost of the push seam before the clouds
+    add their own)."""
 
-    def __init__(self, start: float = 1_767_225_600.0) -> None:
-        self.now = start
+    def __init__(self, app: App, kind: str, partitions: int, seed: int = 0) -> None:
+        self.schema = app.compile()
+        self.count = partitions
+        self.clock = Clock()
+        rng = random.Random(seed)
+        self.broker: FifoQueues | EventHub = (
+            FifoQueues(partitions, rng, self.clock) if kind == "fifo"
+            else EventHub(partitions, rng, self.clock)
+        )
+        self.store = MemoryStore()
+        self.status = MemoryStatusStore()
+        options = WorkerOptions(partitions)
+        self.workers = [
+            PartitionWorker(self.schema, i, options, self.store, self.broker, self.status,
+                            self.clock)
+            for i in range(partitions)
+        ]
+        self._order = random.Random(seed)
+        self.commits = 0
 
-    def __call__(self) -> float:
-        return self.now
+    def client(self) -> SeamClient:
+        return SeamClient(self.schema, self.count, self.broker, self.status,
+                          drive=self.run, clock=self.clock)
+
+    def run(self, until: Callable[[], bool] | None = None) -> bool:
+        while True:
+            if until is not None and until():
+                return True
+            busy = False
+            order = list(range(self.count))
+            self._order.shuffle(order)
+            for index in order:
+                batch = self.broker.receive(index)
+                outcome = self.workers[index].handle(batch)
+                self.broker.acknowledge(index, outcome.acknowledged)
+                self.commits += outcome.committed is not None
+                busy = busy or bool(batch or outcome.more)
+            if busy:
+                continue
+            dues = [d for d in (w.next_due() for w in self.workers) if d is not None]
+            if not dues:
+                return until() if until is not None else True
+            self.clock.now = max(self.clock.now, min(dues))
