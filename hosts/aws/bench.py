@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from botocore.client import BaseClient  # type: ignore[import-untyped]
+from botocore.client import BaseClient
 
 from hosts.aws.config import AwsConfig
 from hosts.aws.handler import AwsHost

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-import boto3  # type: ignore[import-untyped]
-from botocore.config import Config as BotoConfig  # type: ignore[import-untyped]
+import boto3
+from botocore.config import Config as BotoConfig
 
 DEFAULT_STEM = "reactive"
 MAX_POOL = 64  # HTTP connections per client: invocations send and publish in parallel

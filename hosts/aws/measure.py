@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import boto3  # type: ignore[import-untyped]
+import boto3
 
 BODY = json.dumps({"e": "1", "s": 0, "q": 1, "m": ["Start", 0, "x" * 150]})
 

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
-from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+from botocore.exceptions import ClientError
 
 from hosts.aws.config import AwsConfig
 from hosts.aws.store import CONFLICT_CODES, _error_code
@@ -141,7 +141,7 @@ class S3StatusStore:
         changed (next due timer, dead letters, live instances) or ``health_interval``
         seconds passed since this process last wrote it: one PUT fewer per commit."""
         futures = [self._pool.submit(self._publish_record, r) for r in records]
-        key = (health.next_due, health.dead_letters, health.live_instances)
+        key = (health.next_due, health.dead_letters, health.live_runs)
         written = self._health_written.get(health.partition)
         now = time.monotonic()
         if written is None or written[1] != key or now - written[0] >= self.health_interval:
