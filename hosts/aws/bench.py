@@ -40,6 +40,7 @@ from hosts.aws.local import LocalRunner
 from hosts.aws.provision import provision
 from hosts.bench import workloads as w
 from reactive.app import App
+from reactive.hosting import requests
 from reactive.hosting.client import SeamClient
 
 
@@ -149,6 +150,7 @@ class AwsLocalHost:
 
     def __init__(self, app: App, partitions: int, endpoint: str, pollers: int = 1,
                  batch_size: int = 100) -> None:
+        self.pollers, self.batch_size = pollers, batch_size
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
         stem = f"bench{uuid.uuid4().hex[:8]}"
@@ -156,11 +158,14 @@ class AwsLocalHost:
                                 endpoint_url=endpoint, region="us-east-1")
         provision(self.config, visibility_timeout=30)
         self.host = AwsHost(app, self.config)
-        self.runner = LocalRunner(self.host, partition_pollers=pollers, batch_size=batch_size,
-                                  schedule_interval=1.0).start()
+        self.runner = self.new_runner().start()
         names = [self.config.partition_queue(p) for p in range(partitions)]
         self._urls = [self.config.queue_url(q) for q in [*names, self.config.ingress_queue]]
         self._client: SeamClient | None = None
+
+    def new_runner(self) -> LocalRunner:
+        return LocalRunner(self.host, partition_pollers=self.pollers,
+                           batch_size=self.batch_size, schedule_interval=1.0)
 
     def client(self) -> SeamClient:
         if self._client is None:
@@ -223,6 +228,7 @@ def _measure(name: str, host: AwsLocalHost, meter: CallMeter, moto_pid: int | No
              body: Callable[[], None], verify: Callable[[], int]) -> Figures:
     """Time ``body`` (until every queue is empty), then count ``verify()``'s errors."""
     meter.reset()
+    invocations_before, host.host.store.commits = host.runner.invocations, 0
     cpu, main_cpu = time.process_time(), time.thread_time()
     moto_cpu, wall = process_cpu(moto_pid or -1), time.perf_counter()
     body()
@@ -230,12 +236,15 @@ def _measure(name: str, host: AwsLocalHost, meter: CallMeter, moto_pid: int | No
     # the host's threads only: the main thread is the client (posting, waiting)
     host_cpu = (time.process_time() - cpu) - (time.thread_time() - main_cpu)
     moto = process_cpu(moto_pid or -1) - moto_cpu
-    calls, busy, invocations = meter.calls, meter.busy, host.runner.invocations
+    calls, busy = meter.calls, meter.busy
+    invocations = host.runner.invocations - invocations_before
+    commits = host.host.store.commits
     operations = {k: round(v / n, 2) for k, v in sorted(meter.operations.items())}
     errors = verify()
     return Figures(name, host.config.partitions, n, seconds, n / seconds,
                    1000 * host_cpu / n, 1000 * moto / n, calls / n, busy / seconds, errors,
-                   {"invocations": invocations, "calls_per_item": operations})
+                   {"invocations": invocations, "commits": commits,
+                    "calls_per_item": operations})
 
 
 def post(host: AwsLocalHost, requests: Sequence[dict[str, Any]]) -> None:
@@ -254,8 +263,17 @@ def hello_sequence(host: AwsLocalHost, n: int, via: str) -> tuple[Callable[[], N
     tag = uuid.uuid4().hex[:6]
     ids = [f"hello-{tag}-{i}" for i in range(n)]
 
+    if via == "backlog":  # every start waits in the partition queues before the clock runs
+        host.runner.stop()
+        host.host.sender.send([
+            requests.start(host.host.schema, host.config.partitions, host.config.epoch, iid,
+                           w.HelloSequence(length=3)) for iid in ids])
+        host.runner = host.new_runner()
+
     def body() -> None:
-        if via == "ingress":
+        if via == "backlog":
+            host.runner.start()
+        elif via == "ingress":
             post(host, [{"orchestration": "HelloSequence", "input": {"length": 3},
                          "instance_id": iid} for iid in ids])
         else:
@@ -305,9 +323,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pollers", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=100,
                         help="messages per invocation at most (10 plays a FIFO queue's cap)")
-    parser.add_argument("--via", choices=["ingress", "client"], default="ingress",
+    parser.add_argument("--via", choices=["ingress", "client", "backlog"], default="ingress",
                         help="start orchestrations by posting to the ingress queue (ten to "
-                        "a call) or with the client API (one start at a time)")
+                        "a call), with the client API (one start at a time), or (hello "
+                        "only) queue them all before the runner starts")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     meter = CallMeter()
@@ -351,7 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{r.workload:<16}{r.partitions:>3}{r.n:>6}{r.seconds:>8.1f}{r.per_second:>9.1f}"
               f"{r.host_cpu_ms:>8.2f}ms{r.moto_cpu_ms:>8.2f}ms{r.calls:>7.1f}"
               f"{100 * r.moto_busy_share:>10.0f}%{r.errors:>5}")
-        print(f"    invocations {r.detail['invocations']}, calls per item: "
+        print(f"    invocations {r.detail['invocations']}, commits {r.detail['commits']}, "
+              "calls per item: "
               + ", ".join(f"{k} {v}" for k, v in r.detail["calls_per_item"].items()))
     return 0
 

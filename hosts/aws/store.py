@@ -70,6 +70,7 @@ class S3SnapshotStore:
         self._pool = pool or ThreadPoolExecutor(16, thread_name_prefix="s3-store")
         self._known: dict[int, _Known] = {}
         self._collected: dict[int, float] = {}  # partition -> monotonic time of the last GC
+        self.commits = 0  # commits made (appends and compactions, for measurements)
 
     # -- keys ----------------------------------------------------------------------------
 
@@ -150,6 +151,7 @@ class S3SnapshotStore:
         """Create the commit after ``expected``; StaleSnapshotError if it exists."""
         number = int(expected or 0) + 1
         known = self._known.get(partition)
+        self.commits += 1
         since = time.monotonic()
         try:
             self.s3.put_object(
