@@ -81,7 +81,7 @@ def lambda_record(message: Mapping[str, Any], arn: str, region: str) -> dict[str
 
 
 @dataclass
-class Mapping_:
+class EventSourceMapping:
     """One event source mapping: a queue, its handler and how it batches."""
 
     queue: str
@@ -113,12 +113,12 @@ class LocalRunner:
         self.retry_delay = retry_delay
         self.schedule_interval = schedule_interval
         self.mappings = [
-            Mapping_(self.config.partition_queue(p), host.on_partition_batch, batch_size,
-                     batching_window, partition_pollers)
+            EventSourceMapping(self.config.partition_queue(p), host.on_partition_batch,
+                               batch_size, batching_window, partition_pollers)
             for p in range(self.config.partitions)
         ]
-        self.mappings.append(Mapping_(self.config.ingress_queue, host.on_ingress_batch,
-                                      batch_size, batching_window, ingress_pollers))
+        self.mappings.append(EventSourceMapping(self.config.ingress_queue, host.on_ingress_batch,
+                                                batch_size, batching_window, ingress_pollers))
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.invocations = 0
@@ -170,7 +170,7 @@ class LocalRunner:
         messages: list[dict[str, Any]] = response.get("Messages", [])
         return messages
 
-    def _poll(self, mapping: Mapping_, url: str, arn: str) -> None:
+    def _poll(self, mapping: EventSourceMapping, url: str, arn: str) -> None:
         sqs = self.config.client("sqs")
         while not self._stop.is_set():
             try:
@@ -189,7 +189,7 @@ class LocalRunner:
                 self._stop.wait(0.5)
 
     def invoke(
-        self, sqs: Any, mapping: Mapping_, url: str, arn: str, batch: list[dict[str, Any]]
+        self, sqs: Any, mapping: EventSourceMapping, url: str, arn: str, batch: list[dict[str, Any]]
     ) -> None:
         """Invoke the handler on one batch and settle the messages as Lambda would."""
         event = {"Records": [lambda_record(m, arn, self.region) for m in batch]}
