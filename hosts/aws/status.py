@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
@@ -27,6 +28,7 @@ INSTANCES = "status/instances/"
 HEALTH = "status/health/"
 DONE = frozenset({"completed", "failed", "terminated"})
 ATTEMPTS = 8
+KNOWN_LIMIT = 50_000  # ETags remembered per process
 HEALTH_INTERVAL = 5.0  # seconds a partition's health may lag when nothing in it changed
 
 
@@ -38,13 +40,25 @@ def _record(data: bytes) -> StatusRecord:
     return StatusRecord(**json.loads(data))
 
 
-def _newer(new: StatusRecord, old: StatusRecord) -> bool:
-    """Whether ``new`` may replace ``old``."""
-    if old.status == "pending":
-        return True
-    if new.status == "pending":
-        return False
-    return new.updated >= old.updated
+Marker = tuple[int, float]
+"""What decides replacement: (0 for a pending record, else 1; its time)."""
+
+
+def _marker(record: StatusRecord) -> Marker:
+    return (0 if record.status == "pending" else 1, record.updated)
+
+
+def _marker_of(data: bytes) -> Marker:
+    body = json.loads(data)
+    if "committed_at" in body:  # a partition's health
+        return (1, float(body["committed_at"]))
+    return (0 if body["status"] == "pending" else 1, float(body["updated"]))
+
+
+def _may_replace(new: Marker, old: Marker) -> bool:
+    """A pending record is always replaced and replaces nothing; otherwise the newer (or
+    equally new) one wins."""
+    return old[0] == 0 or (new[0] == 1 and new[1] >= old[1])
 
 
 class S3StatusStore:
@@ -60,7 +74,8 @@ class S3StatusStore:
         self.s3 = config.s3
         self.bucket = config.bucket
         self._pool = pool or ThreadPoolExecutor(16, thread_name_prefix="s3-status")
-        self._known: dict[str, tuple[str, bytes]] = {}  # key -> ETag and body last seen
+        # key -> the ETag and marker this process last saw or wrote (bounded, oldest out)
+        self._known: OrderedDict[str, tuple[str, Marker]] = OrderedDict()
         self._lock = threading.Lock()
         self.puts = 0  # PUT requests made (for measurements)
         self.health_interval = health_interval
@@ -77,7 +92,14 @@ class S3StatusStore:
 
     # -- writing -------------------------------------------------------------------------
 
-    def _put(self, key: str, body: bytes, **condition: str) -> str | None:
+    def _remember(self, key: str, etag: str, marker: Marker) -> None:
+        with self._lock:
+            self._known[key] = (etag, marker)
+            self._known.move_to_end(key)
+            while len(self._known) > KNOWN_LIMIT:
+                self._known.popitem(last=False)
+
+    def _put(self, key: str, body: bytes, marker: Marker, **condition: str) -> str | None:
         """PUT under a condition; the new ETag, or None if the condition failed."""
         self.puts += 1
         try:
@@ -87,8 +109,7 @@ class S3StatusStore:
                 return None
             raise
         etag = str(response["ETag"])
-        with self._lock:
-            self._known[key] = (etag, body)
+        self._remember(key, etag, marker)
         return etag
 
     def _read(self, key: str) -> tuple[bytes, str] | None:
@@ -98,43 +119,35 @@ class S3StatusStore:
             return None
         return response["Body"].read(), str(response["ETag"])
 
-    def _replace(self, key: str, body: bytes, newer: Any) -> None:
-        """Write ``body`` unless the stored object is newer (``newer(stored_bytes)`` is
-        False); first with the ETag this process knows, then read-compare-write."""
+    def _replace(self, key: str, body: bytes, marker: Marker) -> None:
+        """Write ``body`` unless the stored object may not be replaced by it; first
+        conditional on the ETag this process knows, then read-compare-write."""
         with self._lock:
             known = self._known.get(key)
-        if known is not None and not newer(known[1]):
+        if known is not None and not _may_replace(marker, known[1]):
             return
         condition = {"IfMatch": known[0]} if known else {"IfNoneMatch": "*"}
-        if self._put(key, body, **condition) is not None:
+        if self._put(key, body, marker, **condition) is not None:
             return
         for _ in range(ATTEMPTS):
             stored = self._read(key)
             if stored is None:
-                if self._put(key, body, IfNoneMatch="*") is not None:
+                if self._put(key, body, marker, IfNoneMatch="*") is not None:
                     return
                 continue
-            if not newer(stored[0]):
-                with self._lock:
-                    self._known[key] = (stored[1], stored[0])
+            if not _may_replace(marker, _marker_of(stored[0])):
+                self._remember(key, stored[1], _marker_of(stored[0]))
                 return
-            if self._put(key, body, IfMatch=stored[1]) is not None:
+            if self._put(key, body, marker, IfMatch=stored[1]) is not None:
                 return
         raise RuntimeError(f"status object {key} kept changing under {ATTEMPTS} attempts")
 
     def _publish_record(self, record: StatusRecord) -> None:
-        self._replace(
-            self.key(record.instance_id),
-            _encode(record),
-            lambda stored: _newer(record, _record(stored)),
-        )
+        self._replace(self.key(record.instance_id), _encode(record), _marker(record))
 
     def _publish_health(self, health: PartitionHealth) -> None:
-        self._replace(
-            self.health_key(health.partition),
-            _encode(health),
-            lambda stored: health.committed_at >= json.loads(stored)["committed_at"],
-        )
+        self._replace(self.health_key(health.partition), _encode(health),
+                      (1, health.committed_at))
 
     def publish(self, records: Sequence[StatusRecord], health: PartitionHealth) -> None:
         """Writes each record; the health only if what the schedule and operators act on
@@ -151,7 +164,8 @@ class S3StatusStore:
             future.result()
 
     def put_pending(self, record: StatusRecord) -> bool:
-        return self._put(self.key(record.instance_id), _encode(record), IfNoneMatch="*") is not None
+        key, body = self.key(record.instance_id), _encode(record)
+        return self._put(key, body, _marker(record), IfNoneMatch="*") is not None
 
     # -- reading -------------------------------------------------------------------------
 
