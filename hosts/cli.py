@@ -820,6 +820,9 @@ def build_parser() -> argparse.ArgumentParser:
         "list", parents=[target], help="list the application's operations by kind"
     )
     listing.set_defaults(handler=cmd_list)
+    from hosts.ops_cli import add_ops_commands  # serve and the instance commands
+
+    add_ops_commands(commands)
     return parser
 
 

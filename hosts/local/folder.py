@@ -37,7 +37,7 @@ from reactive.hosting.seams import (
     Stored,
 )
 
-FORMAT = "2"
+FORMAT = "3"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,8 +46,9 @@ CREATE TABLE IF NOT EXISTS inbox (
     time REAL NOT NULL, data BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS inbox_by_partition ON inbox (partition, id);
 CREATE TABLE IF NOT EXISTS snapshots (
-    partition INTEGER PRIMARY KEY, generation INTEGER NOT NULL, base BLOB NOT NULL,
+    partition INTEGER PRIMARY KEY, generation INTEGER NOT NULL,
     deltas INTEGER NOT NULL, delivered TEXT);
+CREATE TABLE IF NOT EXISTS bases (partition INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS deltas (
     partition INTEGER NOT NULL, generation INTEGER NOT NULL, n INTEGER NOT NULL,
     data BLOB NOT NULL, PRIMARY KEY (partition, generation, n));
@@ -139,10 +140,11 @@ class FolderState:
             meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
             if not meta:
                 count = partitions or 4
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO meta VALUES (?, ?)",
-                    [("format", FORMAT), ("app", app_name), ("partitions", str(count))],
-                )
+                with self._write() as db:  # all three or none: a kill -9 may come here too
+                    db.executemany(
+                        "INSERT OR IGNORE INTO meta VALUES (?, ?)",
+                        [("format", FORMAT), ("app", app_name), ("partitions", str(count))],
+                    )
                 meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         if meta.get("format") != FORMAT:
             raise FolderError(f"state folder {self.folder} has format {meta.get('format')!r}, "
@@ -244,8 +246,11 @@ class FolderState:
 
     def load(self, partition: int) -> Stored:
         with self._mutex:
+            # the base lives in a table of its own: updating the small snapshots row (every
+            # commit) must not rewrite a base of megabytes
             row = self._db.execute(
-                "SELECT generation, base, deltas, delivered FROM snapshots WHERE partition = ?",
+                "SELECT generation, data, deltas, delivered FROM snapshots JOIN bases"
+                " USING (partition) WHERE partition = ?",
                 (partition,),
             ).fetchone()
             if row is None:
@@ -286,11 +291,12 @@ class FolderState:
             self._fence(partition, current, expected)
             generation = 1 if current is None else current[0] + 1
             db.execute("DELETE FROM deltas WHERE partition = ?", (partition,))
+            db.execute("INSERT OR REPLACE INTO bases VALUES (?, ?)", (partition, base))
             db.execute(
-                "INSERT INTO snapshots (partition, generation, base, deltas) VALUES (?, ?, ?, 0)"
+                "INSERT INTO snapshots (partition, generation, deltas) VALUES (?, ?, 0)"
                 " ON CONFLICT (partition) DO UPDATE SET generation = excluded.generation,"
-                " base = excluded.base, deltas = 0",
-                (partition, generation, base),
+                " deltas = 0",
+                (partition, generation),
             )
         return f"{generation}.0"
 
