@@ -45,6 +45,7 @@ REASON_ATTRIBUTE = "reactive-reason"  # on dead-lettered ingress requests
 WAKE_BODY = "wake"
 MAX_DELAY = 900  # SQS DelaySeconds limit
 SHORT_WAIT = 2.0  # seconds an invocation waits for a timer itself
+STALE_RETRY = 1  # seconds before a stale invocation's batch is handed out again
 RESERVE = 3.0  # seconds kept free before the invocation's deadline
 MAX_REASON = 2000
 
@@ -108,6 +109,7 @@ class AwsHost:
         *,
         time_budget: float = 2.0,
         short_wait: float = SHORT_WAIT,
+        stale_retry: int = STALE_RETRY,
         clock: Callable[[], float] = time.time,
         worker_factory: WorkerFactory = default_worker,
         parser: Parser | None = None,
@@ -116,6 +118,7 @@ class AwsHost:
         self.config = config
         self.time_budget = time_budget
         self.short_wait = short_wait
+        self.stale_retry = stale_retry
         self.clock = clock
         self.store = S3SnapshotStore(config)
         self.status = S3StatusStore(config)
@@ -175,17 +178,37 @@ class AwsHost:
             sent = int((record.get("attributes") or {}).get("SentTimestamp", 0)) / 1000
             inbound = Inbound(data, sent or self.clock(), message_id)
             groups.setdefault(index, []).append((message_id, inbound))
+        records = {str(r["messageId"]): r for r in event.get("Records", [])}
         for index, items in groups.items():
-            failures.extend(self._run(index, items, context))
+            failed, stale = self._run(index, items, context)
+            failures.extend(failed)
+            if stale:
+                self._retry_soon(index, [records[m] for m in failed])
         return {"batchItemFailures": [{"itemIdentifier": m} for m in failures]}
+
+    def _retry_soon(self, index: int, records: Sequence[Mapping[str, Any]]) -> None:
+        """Make a stale invocation's records visible again after ``stale_retry`` seconds:
+        they are not poison, only late, and the visibility timeout (minutes, as Lambda
+        advises) would hold them back needlessly."""
+        url = self.config.queue_url(self.config.partition_queue(index))
+        try:
+            for start in range(0, len(records), 10):
+                self.config.sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
+                    {"Id": str(n), "ReceiptHandle": r["receiptHandle"],
+                     "VisibilityTimeout": self.stale_retry}
+                    for n, r in enumerate(records[start:start + 10])])
+        except Exception:
+            log.warning("partition %d: could not shorten the retry of a stale batch", index,
+                        exc_info=True)
 
     def _run(
         self,
         index: int,
         items: list[tuple[str, Inbound | None]],
         context: LambdaContext | None,
-    ) -> list[str]:
-        """Hand one partition's records to its worker; the message ids not covered."""
+    ) -> tuple[list[str], bool]:
+        """Hand one partition's records to its worker; the message ids not covered, and
+        whether the invocation was stale."""
         entry = self._partition(index)
         inbound = [item for _, item in items if item is not None]
         with entry.lock:
@@ -194,11 +217,11 @@ class AwsHost:
             except StaleSnapshotError as error:
                 log.info("partition %d: %s; the batch comes back", index, error)
                 self.forget(index)
-                return [m for m, _ in items]
+                return [m for m, _ in items], True
             except Exception:
                 log.exception("partition %d: the invocation failed; the batch comes back", index)
                 self.forget(index)
-                return [m for m, _ in items]
+                return [m for m, _ in items], False
             acknowledged = set(outcome.acknowledged)
             try:
                 self._follow_up(index, entry, outcome, context)
@@ -208,7 +231,7 @@ class AwsHost:
             except Exception:
                 log.exception("partition %d: running due work failed", index)
                 self.forget(index)
-        return [m for m, item in items if item is not None and m not in acknowledged]
+        return [m for m, item in items if item is not None and m not in acknowledged], False
 
     def _remaining(self, context: LambdaContext | None) -> float:
         if context is None:

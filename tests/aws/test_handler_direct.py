@@ -5,6 +5,7 @@ invocations of one partition, client retries."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from hosts.aws.config import AwsConfig
@@ -24,10 +25,10 @@ class Driver:
     def url(self, partition: int) -> str:
         return self.aws.queue_url(self.aws.partition_queue(partition))
 
-    def receive(self, partition: int) -> list[dict[str, Any]]:
+    def receive(self, partition: int, visibility: int = 0) -> list[dict[str, Any]]:
         response = self.sqs.receive_message(
             QueueUrl=self.url(partition), MaxNumberOfMessages=10, WaitTimeSeconds=0,
-            VisibilityTimeout=0, AttributeNames=["All"], MessageAttributeNames=["All"])
+            VisibilityTimeout=visibility, AttributeNames=["All"], MessageAttributeNames=["All"])
         messages: list[dict[str, Any]] = response.get("Messages", [])
         return messages
 
@@ -51,7 +52,9 @@ class Driver:
         batch is handed over twice (a delete that got lost); the invocations made."""
         invocations = 0
         idle_rounds = 0
-        while idle_rounds < 2:
+        last_busy = time.monotonic()
+        # idle: two empty rounds and longer than a stale batch stays invisible (1 s)
+        while idle_rounds < 2 or time.monotonic() - last_busy < 1.5:
             busy = False
             for p in range(self.aws.partitions):
                 messages = self.receive(p)
@@ -65,6 +68,10 @@ class Driver:
                     invocations += 1
                 self.delete(p, messages, failed)
             idle_rounds = 0 if busy else idle_rounds + 1
+            if busy:
+                last_busy = time.monotonic()
+            else:
+                time.sleep(0.1)
         return invocations
 
 
@@ -137,12 +144,18 @@ def test_a_stale_invocation_loses_and_its_batch_comes_back(aws: AwsConfig) -> No
     assert driver.invoke(a, 2, m1) == set()  # commit 2
     driver.delete(2, m1, set())
     client.start(IncrementMany(counter=2, times=1), instance_id=second)
-    m2 = driver.receive(2)
+    m2 = driver.receive(2, visibility=300)
     sent_before = b.sender.calls
     assert driver.invoke(b, 2, m2) == {m["MessageId"] for m in m2}  # stale at commit 1
     assert b.sender.calls == sent_before  # it sent nothing
-    assert driver.invoke(b, 2, m2) == set()  # reloaded: goes through
-    driver.delete(2, m2, set())
+    # not poison, only late: visible again after a second, not after the 300 s
+    deadline = time.monotonic() + 30
+    while not (again := driver.receive(2)):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert [m["MessageId"] for m in again] == [m["MessageId"] for m in m2]
+    assert driver.invoke(b, 2, again) == set()  # reloaded: goes through
+    driver.delete(2, again, set())
     driver.run(a)
     assert client.wait(first, timeout=5) == [1] and client.wait(second, timeout=5) == [1]
     assert [_count(driver, a, k) for k in (1, 2)] == [1, 1]
