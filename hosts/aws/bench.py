@@ -1,0 +1,380 @@
+"""Benchmarks of the AWS host on a moto server, through the local runner:
+
+    python -m hosts.aws.bench [--endpoint URL] [--partitions 4] [-n 300] [--workload ...]
+
+Without ``--endpoint`` a moto server is started on 127.0.0.1 (a free port) and stopped by
+its pid. Beside throughput it reports the host process's own CPU per orchestration (the
+runner, the handlers and boto3: everything but the server), the moto server's CPU per
+orchestration, the AWS calls per orchestration, and the share of the wall time during
+which at least one call was waiting on moto, so the gap to what moto allows is visible.
+
+:func:`aws_local` is the hook for ``reactive bench --hosts aws-local``: a context manager
+yielding an object with ``client()`` and ``run(until)`` like the other bench hosts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botocore.client import BaseClient
+
+from hosts.aws.config import AwsConfig
+from hosts.aws.handler import AwsHost
+from hosts.aws.local import LocalRunner
+from hosts.aws.provision import provision
+from hosts.bench import workloads as w
+from reactive.app import App
+from reactive.hosting import requests
+from reactive.hosting.client import SeamClient
+
+
+class CallMeter:
+    """Counts the host's boto3 calls (those of threads other than the main one, which
+    plays the client) and the wall time during which at least one was in flight; long
+    polls that wait for messages are left out of both."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.busy = 0.0
+        self.operations: dict[str, int] = {}
+        self._inflight = 0
+        self._since = 0.0
+        self._lock = threading.Lock()
+        self._original: Any = None
+
+    def install(self) -> None:
+        original = self._original = BaseClient._make_api_call
+        meter = self
+
+        def metered(client: Any, operation: str, params: Any) -> Any:
+            if threading.current_thread() is threading.main_thread() or (
+                operation == "ReceiveMessage" and params.get("WaitTimeSeconds")
+            ):
+                return original(client, operation, params)
+            meter._enter(operation)
+            try:
+                return original(client, operation, params)
+            finally:
+                meter._leave()
+
+        BaseClient._make_api_call = metered
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            BaseClient._make_api_call = self._original
+
+    def _enter(self, operation: str) -> None:
+        with self._lock:
+            self.calls += 1
+            self.operations[operation] = self.operations.get(operation, 0) + 1
+            if self._inflight == 0:
+                self._since = time.perf_counter()
+            self._inflight += 1
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self.busy += time.perf_counter() - self._since
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls, self.busy, self.operations = 0, 0.0, {}
+            if self._inflight:
+                self._since = time.perf_counter()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[tuple[str, int]]:
+    """A moto server on 127.0.0.1: its URL and pid; stopped by pid afterwards."""
+    port = _free_port()
+    exe = Path(sys.executable).with_name("moto_server")
+    process = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.05)
+        yield url, process.pid
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class AwsLocalHost:
+    """A deployment on an endpoint with its local runner; the bench's host shape."""
+
+    def __init__(self, app: App, partitions: int, endpoint: str, pollers: int = 1,
+                 batch_size: int = 100) -> None:
+        self.pollers, self.batch_size = pollers, batch_size
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+        stem = f"bench{uuid.uuid4().hex[:8]}"
+        self.config = AwsConfig(bucket=f"{stem}-bucket", partitions=partitions, stem=stem,
+                                endpoint_url=endpoint, region="us-east-1")
+        provision(self.config, visibility_timeout=30)
+        self.host = AwsHost(app, self.config)
+        self.runner = self.new_runner().start()
+        names = [self.config.partition_queue(p) for p in range(partitions)]
+        self._urls = [self.config.queue_url(q) for q in [*names, self.config.ingress_queue]]
+        self._client: SeamClient | None = None
+
+    def new_runner(self) -> LocalRunner:
+        return LocalRunner(self.host, partition_pollers=self.pollers,
+                           batch_size=self.batch_size, schedule_interval=1.0)
+
+    def client(self) -> SeamClient:
+        if self._client is None:
+            self._client = self.host.client(poll=0.02)
+        return self._client
+
+    def _idle(self) -> bool:
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                 "ApproximateNumberOfMessagesDelayed"]
+        for url in self._urls:
+            attributes = self.config.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)
+            if any(int(v) for v in attributes["Attributes"].values()):
+                return False
+        return True
+
+    def run(self, until: Callable[[], bool] | None = None, timeout: float = 1800.0) -> bool:
+        """Wait until ``until()`` holds, or (without it) until every queue is empty."""
+        deadline = time.monotonic() + timeout
+        idle = 0
+        while time.monotonic() < deadline:
+            if until is not None and until():
+                return True
+            idle = idle + 1 if self._idle() else 0
+            if until is None and idle >= 2:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def close(self) -> None:
+        self.runner.stop()
+
+
+@contextlib.contextmanager
+def aws_local(app: App, partitions: int, endpoint: str | None = None) -> Iterator[AwsLocalHost]:
+    """The bench host ``aws-local``: on ``endpoint`` or on a moto server of its own."""
+    with contextlib.ExitStack() as stack:
+        if endpoint is None:
+            endpoint = stack.enter_context(moto_server())[0]
+        host = AwsLocalHost(app, partitions, endpoint)
+        stack.callback(host.close)
+        yield host
+
+
+@dataclass
+class Figures:
+    workload: str
+    partitions: int
+    n: int
+    seconds: float
+    per_second: float
+    host_cpu_ms: float  # per orchestration: this process (runner, handlers, boto3)
+    moto_cpu_ms: float  # per orchestration: the moto server process
+    calls: float  # AWS calls per orchestration
+    moto_busy_share: float  # of wall time with at least one call in flight
+    errors: int
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _measure(name: str, host: AwsLocalHost, meter: CallMeter, moto_pid: int | None, n: int,
+             body: Callable[[], None], verify: Callable[[], int]) -> Figures:
+    """Time ``body`` (until every queue is empty), then count ``verify()``'s errors."""
+    meter.reset()
+    invocations_before, host.host.store.commits = host.runner.invocations, 0
+    cpu, main_cpu = time.process_time(), time.thread_time()
+    moto_cpu, wall = process_cpu(moto_pid or -1), time.perf_counter()
+    body()
+    seconds = time.perf_counter() - wall
+    # the host's threads only: the main thread is the client (posting, waiting)
+    host_cpu = (time.process_time() - cpu) - (time.thread_time() - main_cpu)
+    moto = process_cpu(moto_pid or -1) - moto_cpu
+    calls, busy = meter.calls, meter.busy
+    invocations = host.runner.invocations - invocations_before
+    commits = host.host.store.commits
+    operations = {k: round(v / n, 2) for k, v in sorted(meter.operations.items())}
+    errors = verify()
+    return Figures(name, host.config.partitions, n, seconds, n / seconds,
+                   1000 * host_cpu / n, 1000 * moto / n, calls / n, busy / seconds, errors,
+                   {"invocations": invocations, "commits": commits,
+                    "calls_per_item": operations})
+
+
+def post(host: AwsLocalHost, requests: Sequence[dict[str, Any]]) -> None:
+    """Post start requests to the ingress queue, ten to a call."""
+    url = host.config.queue_url(host.config.ingress_queue)
+    for start in range(0, len(requests), 10):
+        entries = [{"Id": str(n), "MessageBody": json.dumps(r)}
+                   for n, r in enumerate(requests[start:start + 10])]
+        host.config.sqs.send_message_batch(QueueUrl=url, Entries=entries)
+
+
+def hello_sequence(host: AwsLocalHost, n: int, via: str) -> tuple[Callable[[], None],
+                                                                   Callable[[], int]]:
+    client = host.client()
+    expected = w.expected_sequence(3)
+    tag = uuid.uuid4().hex[:6]
+    ids = [f"hello-{tag}-{i}" for i in range(n)]
+
+    if via == "backlog":  # every start waits in the partition queues before the clock runs
+        host.runner.stop()
+        host.host.sender.send([
+            requests.start(host.host.schema, host.config.partitions, host.config.epoch, iid,
+                           w.HelloSequence(length=3)) for iid in ids])
+        host.runner = host.new_runner()
+
+    def body() -> None:
+        if via == "backlog":
+            host.runner.start()
+        elif via == "ingress":
+            post(host, [{"orchestration": "HelloSequence", "input": {"length": 3},
+                         "instance_id": iid} for iid in ids])
+        else:
+            for iid in ids:
+                client.start(w.HelloSequence(length=3), instance_id=iid)
+        host.run()
+
+    def verify() -> int:
+        return sum(1 for iid in ids if (s := client.status(iid)) is None or s.result != expected)
+
+    return body, verify
+
+
+def bank(host: AwsLocalHost, n: int, via: str, accounts: int = 50) -> tuple[
+        Callable[[], None], Callable[[], int]]:
+    client = host.client()
+    rng = random.Random(7)
+    tag = uuid.uuid4().hex[:6]
+    transfers = [(f"transfer-{tag}-{i}", rng.randrange(accounts), rng.randrange(accounts),
+                  rng.randint(1, 300)) for i in range(n)]
+
+    def body() -> None:
+        if via == "ingress":
+            post(host, [{"orchestration": "Transfer", "instance_id": iid,
+                         "input": {"source": s, "target": t, "amount": a}}
+                        for iid, s, t, a in transfers])
+        else:
+            for iid, s, t, a in transfers:
+                client.start(w.Transfer(source=s, target=t, amount=a), instance_id=iid)
+        host.run()
+
+    def verify() -> int:
+        balances: list[int] = [client.perform(w.Balance(account=a)) for a in range(accounts)]
+        unfinished = sum(1 for iid, *_ in transfers
+                         if (s := client.status(iid)) is None or s.status != "completed")
+        return unfinished + int(sum(balances) != 1000 * accounts) + sum(b < 0 for b in balances)
+
+    return body, verify
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hosts.aws.bench")
+    parser.add_argument("--endpoint", default=None)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("-n", type=int, default=300)
+    parser.add_argument("--workload", choices=["hello-sequence", "bank", "all"], default="all")
+    parser.add_argument("--pollers", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=100,
+                        help="messages per invocation at most (10 plays a FIFO queue's cap)")
+    parser.add_argument("--via", choices=["ingress", "client", "backlog"], default="ingress",
+                        help="start orchestrations by posting to the ingress queue (ten to "
+                        "a call), with the client API (one start at a time), or (hello "
+                        "only) queue them all before the runner starts")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    meter = CallMeter()
+    meter.install()
+    results: list[Figures] = []
+    with contextlib.ExitStack() as stack:
+        endpoint: str | None
+        endpoint, moto_pid = args.endpoint, None
+        if endpoint is None:
+            endpoint, moto_pid = stack.enter_context(moto_server())
+        for workload in ("hello-sequence", "bank"):
+            if args.workload not in (workload, "all"):
+                continue
+            host = AwsLocalHost(w.app, args.partitions, endpoint, args.pollers,
+                                args.batch_size)
+            try:
+                client = host.client()
+                if workload == "bank":
+                    for a in range(50):
+                        client.fork(w.Open(account=a, amount=1000))
+                    host.run()
+                else:
+                    client.perform(w.HelloSequence(length=1))  # every partition started
+                body, verify = (hello_sequence if workload == "hello-sequence" else bank)(
+                    host, args.n, args.via)
+                figures = _measure(workload, host, meter, moto_pid, args.n, body, verify)
+                figures.detail["via"] = args.via
+                figures.detail["batch_size"] = args.batch_size
+                results.append(figures)
+            finally:
+                host.close()
+    meter.uninstall()
+    if args.json:
+        print(json.dumps([asdict(r) for r in results], indent=2))
+        return 0
+    print(f"starts via {args.via}, batches of at most {args.batch_size}; host CPU excludes "
+          "the client (the main thread)")
+    print(f"{'workload':<16}{'P':>3}{'n':>6}{'s':>8}{'orch/s':>9}{'host CPU':>10}"
+          f"{'moto CPU':>10}{'calls':>7}{'moto busy':>11}{'err':>5}")
+    for r in results:
+        print(f"{r.workload:<16}{r.partitions:>3}{r.n:>6}{r.seconds:>8.1f}{r.per_second:>9.1f}"
+              f"{r.host_cpu_ms:>8.2f}ms{r.moto_cpu_ms:>8.2f}ms{r.calls:>7.1f}"
+              f"{100 * r.moto_busy_share:>10.0f}%{r.errors:>5}")
+        print(f"    invocations {r.detail['invocations']}, commits {r.detail['commits']}, "
+              "calls per item: "
+              + ", ".join(f"{k} {v}" for k, v in r.detail["calls_per_item"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

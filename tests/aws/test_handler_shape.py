@@ -1,0 +1,121 @@
+"""The partition handler's contract with SQS, with a scripted worker standing in for the
+shared one: what the response names as failed, wake-ups, claim checks, follow-ups."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+
+from hosts.aws.claims import put_claim
+from hosts.aws.config import AwsConfig
+from hosts.aws.handler import KIND_ATTRIBUTE, AwsHost
+from hosts.aws.local import FakeContext
+from reactive.hosting.seams import Inbound, StaleSnapshotError
+from samples.counter.app import app
+from tests.aws.events import sqs_event, sqs_record
+
+
+@dataclass
+class Result:
+    acknowledged: Sequence[Hashable]
+    next_due: float | None = None
+    more: bool = False
+
+
+@dataclass
+class ScriptedWorker:
+    """Acknowledges what ``ack`` selects; raises or reports what it is told to."""
+
+    batches: list[list[Inbound]] = field(default_factory=list)
+    ack: str = "all"  # "all", "first", "stale", "boom"
+    next_due: list[float | None] = field(default_factory=list)
+    more: list[bool] = field(default_factory=list)
+
+    def handle(self, batch: Sequence[Inbound]) -> Result:
+        self.batches.append(list(batch))
+        if self.ack == "stale":
+            raise StaleSnapshotError("a newer commit exists")
+        if self.ack == "boom":
+            raise ValueError("boom")
+        refs = [b.ref for b in batch][: 1 if self.ack == "first" else None]
+        due = self.next_due.pop(0) if self.next_due else None
+        more = self.more.pop(0) if self.more else False
+        return Result(refs, due, more)
+
+
+def _host(aws: AwsConfig, worker: ScriptedWorker, now: float = 1000.0) -> AwsHost:
+    return AwsHost(app, aws, worker_factory=lambda host, index: worker, clock=lambda: now)
+
+
+def _failures(response: dict[str, object]) -> list[str]:
+    items = response["batchItemFailures"]
+    assert isinstance(items, list)
+    return [f["itemIdentifier"] for f in items]
+
+
+def test_records_not_covered_by_the_commit_are_reported(aws: AwsConfig) -> None:
+    worker = ScriptedWorker(ack="first")
+    queue = aws.partition_queue(1)
+    records = [sqs_record(aws, queue, f"m{n}", message_id=f"id{n}") for n in range(3)]
+    response = _host(aws, worker).on_partition_batch(sqs_event(*records))
+    assert _failures(response) == ["id1", "id2"]
+    assert [b.data for b in worker.batches[0]] == [b"m0", b"m1", b"m2"]
+    assert [b.ref for b in worker.batches[0]] == ["id0", "id1", "id2"]
+    assert worker.batches[0][0].time > 1_000_000_000  # the SentTimestamp, in seconds
+
+
+def test_a_stale_or_failing_invocation_acknowledges_nothing(aws: AwsConfig) -> None:
+    queue = aws.partition_queue(0)
+    for ack in ("stale", "boom"):
+        records = [sqs_record(aws, queue, "x", message_id="a"),
+                   sqs_record(aws, queue, "wake", {KIND_ATTRIBUTE: "wake"}, message_id="w")]
+        response = _host(aws, ScriptedWorker(ack=ack)).on_partition_batch(sqs_event(*records))
+        assert sorted(_failures(response)) == ["a", "w"]
+
+
+def test_wake_ups_reach_the_worker_as_an_empty_batch(aws: AwsConfig) -> None:
+    worker = ScriptedWorker()
+    record = sqs_record(aws, aws.partition_queue(3), "wake", {KIND_ATTRIBUTE: "wake"})
+    assert _failures(_host(aws, worker).on_partition_batch(sqs_event(record))) == []
+    assert worker.batches == [[]]
+
+
+def test_claim_checks_are_resolved(aws: AwsConfig) -> None:
+    worker = ScriptedWorker()
+    payload = b"p" * 3_000_000
+    body, attributes = put_claim(aws, payload)
+    record = sqs_record(aws, aws.partition_queue(2), body,
+                        {k: v["StringValue"] for k, v in attributes.items()})
+    bad = sqs_record(aws, aws.partition_queue(2), body, {"ExtendedPayloadSize": "1"})
+    bad["body"] = '["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName": "x"}]'
+    response = _host(aws, worker).on_partition_batch(sqs_event(record, bad))
+    assert _failures(response) == []  # the bad pointer is dead-lettered, not retried
+    assert [b.data for b in worker.batches[0]] == [payload]
+    host = _host(aws, worker)
+    assert [reason for _, reason in host.store.dead_letters(2)] == [
+        "malformed claim check pointer ('s3Key')"
+    ]
+
+
+def test_foreign_queues_are_refused(aws: AwsConfig) -> None:
+    record = sqs_record(aws, "someone-elses-queue", "x", message_id="f")
+    assert _failures(_host(aws, ScriptedWorker()).on_partition_batch(sqs_event(record))) == ["f"]
+
+
+def test_more_work_and_short_timers_are_run_in_the_invocation(aws: AwsConfig) -> None:
+    worker = ScriptedWorker(next_due=[None, 1000.0, None], more=[True, False, False])
+    host = _host(aws, worker)
+    record = sqs_record(aws, aws.partition_queue(0), "x")
+    host.on_partition_batch(sqs_event(record), FakeContext(timeout=60))
+    assert [len(b) for b in worker.batches] == [1, 0, 0]  # more, then a due timer
+
+
+def test_a_later_timer_leaves_one_delayed_wake_up(aws: AwsConfig) -> None:
+    worker = ScriptedWorker(next_due=[1100.0, 1100.0])
+    host = _host(aws, worker)
+    for _ in range(2):
+        host.on_partition_batch(sqs_event(sqs_record(aws, aws.partition_queue(1), "x")))
+    url = aws.queue_url(aws.partition_queue(1))
+    attributes = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+    assert len(worker.batches) == 2

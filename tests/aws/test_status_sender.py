@@ -1,0 +1,117 @@
+"""The S3 status store and the SQS sender (batches, claim checks)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hosts.aws.claims import SIZE_ATTRIBUTE, decode_body
+from hosts.aws.config import AwsConfig
+from hosts.aws.sender import Entry, SqsSender, split
+from hosts.aws.status import S3StatusStore
+from reactive.hosting.seams import Outgoing, PartitionHealth, StatusQuery, StatusRecord
+
+
+def _record(iid: str, status: Any = "running", updated: float = 1.0, **kw: Any) -> StatusRecord:
+    return StatusRecord(iid, kw.pop("name", "Hello"), status, 0, 0.5, updated, **kw)
+
+
+def _health(partition: int, at: float, due: float | None = None) -> PartitionHealth:
+    return PartitionHealth(partition, str(int(at)), at, next_due=due)
+
+
+def test_statuses_replace_only_older_ones(aws: AwsConfig) -> None:
+    status = S3StatusStore(aws, health_interval=0)
+    assert status.put_pending(_record("a", "pending", 5.0))
+    assert not status.put_pending(_record("a", "pending", 6.0))
+    status.publish([_record("a", "running", 1.0)], _health(0, 1.0))  # pending always yields
+    assert status.get("a") == _record("a", "running", 1.0)
+    status.publish([_record("a", "completed", 3.0, result=["x"])], _health(0, 3.0))
+    late = S3StatusStore(aws)  # another process, publishing an older commit late
+    late.publish([_record("a", "running", 2.0)], _health(0, 2.0))
+    assert status.get("a") == _record("a", "completed", 3.0, result=["x"])
+    assert not late.put_pending(_record("a", "pending", 9.0))
+    assert [h.commit for h in status.health()] == ["3"]
+    assert status.get("missing") is None
+
+
+def test_query_filters_and_pages_in_id_order(aws: AwsConfig) -> None:
+    status = S3StatusStore(aws)
+    ids = ["b/1", "a 2", "a-1", "é", "c"]
+    records = [_record(i, "completed" if n % 2 else "running", float(n), name=f"N{n % 2}")
+               for n, i in enumerate(ids)]
+    status.publish(records, _health(0, 1.0))
+    assert [r.instance_id for r in status.query(StatusQuery())] == sorted(ids)
+    assert [r.instance_id for r in status.query(StatusQuery(status="completed"))] == ["a 2", "é"]
+    page1 = status.query(StatusQuery(limit=2))
+    page2 = status.query(StatusQuery(limit=2, after=page1[-1].instance_id))
+    page3 = status.query(StatusQuery(limit=2, after=page2[-1].instance_id))
+    assert [r.instance_id for r in page1 + page2 + page3] == sorted(ids)
+    assert [r.instance_id for r in status.query(StatusQuery(name="N0", since=1.0))] == []
+    assert not status.purge("c")  # still running
+    assert status.purge("a 2") and status.get("a 2") is None
+
+
+def test_unchanged_health_is_written_at_intervals(aws: AwsConfig) -> None:
+    status = S3StatusStore(aws, health_interval=3600)
+    status.publish([], _health(0, 1.0))
+    status.publish([], _health(0, 2.0))  # nothing the schedule acts on changed: skipped
+    assert [h.commit for h in status.health()] == ["1"]
+    status.publish([], _health(0, 3.0, due=9.0))  # a timer: written at once
+    assert [(h.commit, h.next_due) for h in status.health()] == [("3", 9.0)]
+
+
+def test_health_per_partition(aws: AwsConfig) -> None:
+    status = S3StatusStore(aws)
+    status.publish([], _health(1, 5.0, due=7.0))
+    status.publish([], _health(2, 6.0))
+    status.publish([], _health(1, 4.0))  # older: ignored
+    assert {(h.partition, h.next_due) for h in status.health()} == {(1, 7.0), (2, None)}
+
+
+def test_split_by_count_and_bytes() -> None:
+    entries = [Entry("x", {}, size) for size in (400, 400, 300, 100, 900, 50)]
+    batches = split(entries, 3, 1000)
+    assert [[e.size for e in b] for b in batches] == [[400, 400], [300, 100], [900, 50]]
+    assert [len(b) for b in split([Entry("x", {}, 1)] * 25, 10, 10_000)] == [10, 10, 5]
+
+
+def _drain(aws: AwsConfig, partition: int) -> list[bytes]:
+    url = aws.queue_url(aws.partition_queue(partition))
+    got: list[bytes] = []
+    while True:
+        response = aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                           MessageAttributeNames=["All"])
+        messages = response.get("Messages", [])
+        if not messages:
+            return got
+        for m in messages:
+            got.append(decode_body(aws, m["Body"], m.get("MessageAttributes", {})))
+            aws.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def test_sender_batches_and_claim_checks(aws: AwsConfig) -> None:
+    sender = SqsSender(aws)
+    small = [Outgoing(n % 2, json.dumps({"n": n}).encode(), f"d{n}") for n in range(25)]
+    big = Outgoing(3, b'{"x":"' + b"y" * (2 * 1024 * 1024) + b'"}', "big")
+    binary = Outgoing(3, b"\x00\xff not text", "bin")
+    near = Outgoing(2, b"z" * (1024 * 1024 - 100), "near")  # fits, but not beside others
+    sender.send([*small, big, binary, near, near])
+    assert sender.claims == 1
+    # 13 and 12 small messages in 2 + 2 batches, 2 batches of one near-limit message each,
+    # one batch with the claim check and the binary message
+    assert sender.calls == 7
+    got0, got1 = _drain(aws, 0), _drain(aws, 1)
+    assert sorted(json.loads(b)["n"] for b in got0 + got1) == list(range(25))
+    assert sorted(_drain(aws, 3)) == sorted([big.data, binary.data])
+    assert _drain(aws, 2) == [near.data, near.data]
+
+
+def test_claim_pointer_shape(aws: AwsConfig) -> None:
+    sender = SqsSender(aws, max_message_bytes=1000)
+    entry = sender.entry(b"q" * 5000)
+    kind, pointer = json.loads(entry.body)
+    assert kind == "software.amazon.payloadoffloading.PayloadS3Pointer"
+    assert pointer["s3BucketName"] == aws.bucket
+    assert entry.attributes[SIZE_ATTRIBUTE]["StringValue"] == "5000"
+    assert decode_body(aws, entry.body, entry.attributes) == b"q" * 5000
