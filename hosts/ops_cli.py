@@ -425,6 +425,13 @@ def _bind(port: int) -> socket.socket:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    if args.host == "aws-local":
+        from hosts.aws.local import cli_serve
+
+        served: int = cli_serve(args)
+        return served
+    if args.state is None:
+        raise CliError("serve --host local needs --state DIR (the state folder)")
     app = load_app(args.app)
     _compile(app)
     state = Path(args.state)
@@ -513,7 +520,16 @@ def add_ops_commands(commands: Any) -> None:
         "HTTP API and the dashboard on 127.0.0.1. Prints the URL and the API key.",
     )
     serve.add_argument("app", metavar="MODULE:APP", help="module and App attribute")
-    serve.add_argument("--state", required=True, metavar="DIR", help="the state folder")
+    serve.add_argument(
+        "--host", choices=("local", "aws-local", "azure-local"), default="local",
+        help="local (default): a durable state folder; aws-local: SQS and S3 on a local "
+        "endpoint (moto); azure-local: Event Hubs and Blob Storage (Azurite, the stand-in)",
+    )
+    serve.add_argument("--state", metavar="DIR", help="the state folder (--host local)")
+    serve.add_argument(
+        "--endpoint-url", metavar="URL",
+        help="aws-local: the AWS endpoint (default: AWS_ENDPOINT_URL)",
+    )
     serve.add_argument(
         "--port", type=int, default=DEFAULT_PORT, metavar="P",
         help=f"default: {DEFAULT_PORT}; 0 picks a free port",

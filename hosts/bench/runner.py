@@ -25,7 +25,7 @@ from hosts.local import LocalHost
 from reactive.client import Client
 from reactive.core.partition import Partition
 
-HOSTS = ("emulator", "local", "folder", "fifo", "eventhubs")
+HOSTS = ("emulator", "local", "folder", "fifo", "eventhubs", "aws-local")
 WORKLOADS = (
     "hello-sequence", "hello-sequence5", "fan-out", "fan-out-10k", "fan-out-100k", "counter",
     "bank", "latency", "replay", "snapshot-size", "big-partition",
@@ -84,6 +84,11 @@ def _host(kind: str, partitions: int) -> Iterator[Host]:
                 host.close()
     elif kind in ("fifo", "eventhubs"):
         yield BrokerHost(w.app, kind, partitions)
+    elif kind == "aws-local":
+        from hosts.aws.bench import aws_local  # starts and stops its own moto server
+
+        with aws_local(w.app, partitions) as aws:
+            yield aws
     else:
         raise ValueError(f"unknown host {kind!r}; choose from {', '.join(HOSTS)}")
 
