@@ -35,6 +35,7 @@ cached.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -313,10 +314,8 @@ class BlobSnapshotStore:
     def _remove_generation(self, partition: int, generation: str) -> None:
         prefix = self._path(partition, generation + ".")
         for blob in self.container.list_blobs(name_starts_with=prefix):
-            try:
+            with contextlib.suppress(ResourceNotFoundError):
                 self.container.delete_blob(blob.name)
-            except ResourceNotFoundError:
-                pass
 
     def _move_head(self, partition: int, old: _View, generation: str) -> str | None:
         """Point the head at ``generation`` unless someone moved it since ``old`` was
