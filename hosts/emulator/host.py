@@ -26,6 +26,7 @@ from reactive.hosting import (
     Effects,
     Message,
     Partition,
+    apply_delta,
     execute_activity,
     from_wire,
     to_wire,
@@ -63,6 +64,10 @@ class Emulator:
         self.on_unhandled = on_unhandled
         self.app_log = logging.getLogger(f"reactive.app.{app.name}")
         self.parts = [Partition(self.schema, i, partitions) for i in range(partitions)]
+        # what a store would hold: a base snapshot per partition that every restore brings
+        # forward by the partition's delta, as the hosts do, so a change a delta misses shows
+        self._stored = [_roundtrip(p.snapshot()) for p in self.parts]
+        self._stored_for = list(self.parts)  # a partition replaced from outside starts over
         self._rng = random.Random(seed)
         self._ids = random.Random(f"instance-ids-{seed}")  # reproducible client instance ids
         self._fault_rng = random.Random(self.faults.seed * 7919 + 17)
@@ -201,10 +206,13 @@ class Emulator:
                 self._apply(part.index, part.process(Tick(part.index), now))
 
     def _restore(self, index: int) -> None:
-        """Replace a partition by a copy restored from its snapshot bytes."""
-        blob = json.dumps(self.parts[index].snapshot()).encode()
-        restored = Partition.restore(self.schema, json.loads(blob))
-        self.parts[index] = restored
+        """Replace a partition by a copy restored from its stored base plus its delta."""
+        part = self.parts[index]
+        if part is not self._stored_for[index]:
+            self._stored[index] = _roundtrip(part.snapshot())
+        apply_delta(self._stored[index], _roundtrip(part.take_delta()))
+        restored = Partition.restore(self.schema, _roundtrip(self._stored[index]))
+        self.parts[index] = self._stored_for[index] = restored
         self.restores += 1
         self._apply(index, restored.take_effects())
         # at least once: a restored partition's host reruns its pending activities; this
@@ -223,3 +231,9 @@ class Emulator:
 
     def client(self) -> HostClient:
         return HostClient(self)
+
+
+def _roundtrip(data: dict[str, Any]) -> dict[str, Any]:
+    """Through JSON bytes and back, as a store keeps it."""
+    result: dict[str, Any] = json.loads(json.dumps(data).encode())
+    return result

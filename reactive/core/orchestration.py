@@ -260,6 +260,7 @@ class Run:
                 )
             return index, True
         self.calls.append([description])
+        self.partition.touch_run(self.instance_id)
         return index, False
 
     def _future(self, index: int, decode: Any) -> Future[Any]:
@@ -273,6 +274,7 @@ class Run:
         if self.done or call not in self.futures or self.futures[call].done():
             return  # a duplicate, or the answer to a call the code no longer waits for
         self.responses.append([call, ok, value])
+        self.partition.touch_run(self.instance_id)
         self._resolve(call, ok, value)
 
     def _resolve(self, call: int, ok: bool, value: Any) -> None:
@@ -294,6 +296,7 @@ class Run:
         if self.done:
             return
         self.responses.append(["e", name, value])
+        self.partition.touch_run(self.instance_id)
         self._arrive_event(name, value)
 
     def _arrive_event(self, name: str, value: Any) -> None:
@@ -310,6 +313,7 @@ class Run:
         if index < self.logged:
             return  # logged before this replay
         self.logged = index + 1
+        self.partition.touch_run(self.instance_id)
         self.partition.app_log(level, text)
 
     # -- discipline ------------------------------------------------------------------------
@@ -541,6 +545,7 @@ class Run:
         self.event_waiters, self.event_buffer = [], []
         self.partition.drop_timers(self.tag)
         self.generation += 1
+        self.partition.touch_run(self.instance_id)
         self.coro = self._main()
         for _, name, value in carried:
             self.event_buffer.append((name, value))

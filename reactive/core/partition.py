@@ -9,10 +9,11 @@ it to bytes and back; a restored partition replays its live orchestrations.
 from __future__ import annotations
 
 import heapq
+import json
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from reactive import errors
@@ -23,7 +24,8 @@ from reactive.core.context import ReadContext, SubscriptionContext, UpdateContex
 from reactive.core.orchestration import Run
 from reactive.model import Activity, Event, Operation, Orchestration, RetryPolicy, State
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+_KEYED_SECTIONS = ("states", "queues", "runs", "completed")
 _NO_PARENT: m.Reply = (-1, "", 0, True)  # a detached fork: nobody to answer
 
 
@@ -75,6 +77,10 @@ class Partition:
         self.early_events: dict[str, list[tuple[str, Any]]] = {}
         self._effects = Effects()
         self._local: deque[m.Message] = deque()
+        # what changed since the last take_delta(): a commit writes only these entries
+        self._dirty: dict[str, set[Any]] = {name: set() for name in _KEYED_SECTIONS}
+        # top-level instances whose status changed since the last take_status_changes()
+        self._status_changes: dict[str, dict[str, Any]] = {}
         self._handlers: dict[type[Any], Callable[[Any], None]] = {
             m.Start: self._on_start,
             m.Response: self._on_response,
@@ -230,12 +236,16 @@ class Partition:
             holder=msg.holder,
         )
         self.runs[iid] = run
+        self.touch_run(iid)
+        if msg.reply is None:
+            self._status_changes[iid] = {"name": info.name, "status": "running"}
         for name, value in self.early_events.pop(iid, ()):
             run.deliver_event(name, value)
         run.start()
 
     def run_completed(self, run: Run, ok: bool, value: Any) -> None:
         self.runs.pop(run.instance_id, None)
+        self.touch_run(run.instance_id)
         self.drop_timers(run.tag)
         if run.init is not None:
             self._install_state(run, ok, value)
@@ -263,8 +273,12 @@ class Partition:
     def _remember(self, instance_id: str, record: dict[str, Any]) -> None:
         """Keep a finished instance's outcome; forget the oldest beyond the app's limit."""
         self.completed[instance_id] = record
+        self._dirty["completed"].add(instance_id)
+        self._status_changes[instance_id] = record
         while len(self.completed) > self.schema.keep_completed:
-            del self.completed[next(iter(self.completed))]
+            oldest = next(iter(self.completed))
+            del self.completed[oldest]
+            self._dirty["completed"].add(oldest)
 
     def _on_response(self, msg: m.Response) -> None:
         run = self.run_for(msg.instance_id)
@@ -288,7 +302,10 @@ class Partition:
     def _on_terminate(self, msg: m.Terminate) -> None:
         run = self.runs.pop(msg.instance_id, None)
         if run is None or run.init is not None:
+            if run is not None:
+                self.runs[msg.instance_id] = run  # initializers cannot be terminated
             return
+        self.touch_run(msg.instance_id)
         run.terminate()
         self.drop_timers(run.tag)
         error = self.encode_error(
@@ -401,8 +418,10 @@ class Partition:
         queue = self.queues.get(msg.key)
         if queue:
             queue.append(msg)
+            self._dirty["queues"].add(msg.key)
         elif not self._execute_local(msg):
             self.queues[msg.key] = deque([msg])
+            self._dirty["queues"].add(msg.key)
 
     def _execute_local(self, msg: m.LocalOp) -> bool:
         """Run a read or update; False if it must wait for the state's initializer."""
@@ -430,6 +449,7 @@ class Partition:
                 state = self.states[skey]
             else:
                 state = self.states[skey] = state_info.cls()
+        self._dirty["states"].add(skey)
         key_value = state_info.affinity.key_value(msg.key)
         ctx_cls = UpdateContext if info.kind is Kind.UPDATE else ReadContext
         try:
@@ -474,6 +494,7 @@ class Partition:
         iid = f"init/{state_info.name}/{key[0]}/{key[1]}"
         run = Run(self, iid, None, init=(state_info, key))
         self.runs[iid] = run
+        self.touch_run(iid)
         run.start()
         return skey in self.initializing
 
@@ -484,6 +505,7 @@ class Partition:
             self.report(f"initializer of {state_info.name} {key[1]}", self.encode_error(value))
         skey = (state_info.name, key)
         self.states[skey] = run.init_state
+        self._dirty["states"].add(skey)
         for waiter in self.initializing.pop(skey, []):
             self._resume(waiter)
 
@@ -501,6 +523,7 @@ class Partition:
         queue = self.queues.get(key)
         if not queue:
             return
+        self._dirty["queues"].add(key)
         queue.popleft()
         while queue:
             head = queue[0]
@@ -517,6 +540,7 @@ class Partition:
     def _on_acquire(self, msg: m.Acquire) -> None:
         key = msg.keys[msg.position]
         queue = self.queues.get(key)
+        self._dirty["queues"].add(key)
         if queue:
             queue.append(msg)
         else:
@@ -574,7 +598,9 @@ class Partition:
                     self.states[skey] = state_info.cls()
         event_name = type(msg.event).__name__
         for state_info in subscribers:
-            state = self.states[(state_info.name, key)]
+            skey = (state_info.name, key)
+            state = self.states[skey]
+            self._dirty["states"].add(skey)
             key_value = state_info.affinity.key_value(key)
             for handler in state_info.handlers[type(msg.event)]:
                 ctx = SubscriptionContext(self, f"{msg.lock_id}@{key[1]}", key_value)
@@ -587,30 +613,32 @@ class Partition:
         return True
 
     # -- snapshots -------------------------------------------------------------------------
+    #
+    # A snapshot is a "head" (small, written whole) and keyed sections (states, queues,
+    # runs, completed instances). A delta holds the head and only the keyed entries that
+    # changed since the previous delta (None: removed), so that a commit costs what changed.
 
-    def snapshot(self) -> dict[str, Any]:
-        """The partition's whole state as JSON-ready data."""
+    def touch_run(self, instance_id: str) -> None:
+        self._dirty["runs"].add(instance_id)
+
+    def take_status_changes(self) -> dict[str, dict[str, Any]]:
+        """Top-level instances whose status changed since the last call: instance id ->
+        {"name", "status"[, "result" | "error"]}."""
+        changes, self._status_changes = self._status_changes, {}
+        return changes
+
+    def _head(self) -> dict[str, Any]:
         wire = self.schema
         return {
-            "v": SNAPSHOT_VERSION,
             "index": self.index,
             "count": self.count,
             "clock": self.clock,
             "started": self.started,
             "timer_seq": self.timer_seq,
-            "states": [
-                [name, key, state.model_dump(mode="json")]
-                for (name, key), state in self.states.items()
-            ],
-            "queues": [
-                [key, [m.to_wire(e, wire) for e in queue]] for key, queue in self.queues.items()
-            ],
-            "runs": [run.to_snapshot() for run in self.runs.values()],
-            "completed": self.completed,
             "timers": self.timers,
             "activities": [
                 [iid, call, p.attempt, wire.encode_op(p.op),
-                 None if p.policy is None else list(vars(p.policy).values()),
+                 None if p.policy is None else asdict(p.policy),
                  p.fork, p.waiting_retry]
                 for (iid, call), p in self.activities.items()
             ],
@@ -621,47 +649,107 @@ class Partition:
             "early_events": self.early_events,
         }
 
+    def _entry(self, section: str, key: Any) -> tuple[str, Any]:
+        """One keyed entry as (its string key, its JSON value or None if it is gone)."""
+        if section == "states":
+            state = self.states.get(key)
+            return _key_text(key), None if state is None else [
+                key[0], key[1], state.model_dump(mode="json")
+            ]
+        if section == "queues":
+            queue = self.queues.get(key)
+            return _key_text(key), None if not queue else [
+                key, [m.to_wire(e, self.schema) for e in queue]
+            ]
+        if section == "runs":
+            run = self.runs.get(key)
+            return key, None if run is None else run.to_snapshot()
+        return key, self.completed.get(key)
+
+    def _keys(self, section: str) -> Any:
+        return {"states": self.states, "queues": self.queues, "runs": self.runs,
+                "completed": self.completed}[section].keys()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The partition's whole state as JSON-ready data (also clears the change marks)."""
+        data: dict[str, Any] = {"v": SNAPSHOT_VERSION, "head": self._head()}
+        for section in _KEYED_SECTIONS:
+            entries = dict(self._entry(section, key) for key in self._keys(section))
+            data[section] = {k: v for k, v in entries.items() if v is not None}
+            self._dirty[section].clear()
+        return data
+
+    def take_delta(self) -> dict[str, Any]:
+        """What changed since the last snapshot() or take_delta(): apply it to that one with
+        :func:`apply_delta` to get today's snapshot()."""
+        data: dict[str, Any] = {"v": SNAPSHOT_VERSION, "head": self._head()}
+        for section in _KEYED_SECTIONS:
+            dirty = self._dirty[section]
+            data[section] = dict(self._entry(section, key) for key in dirty)
+            dirty.clear()
+        return data
+
     @classmethod
     def restore(cls, schema: Schema, data: dict[str, Any]) -> Partition:
         if data.get("v") != SNAPSHOT_VERSION:
             raise errors.CorruptSnapshotError(f"unsupported snapshot version {data.get('v')!r}")
-        part = cls(schema, data["index"], data["count"])
-        part.clock = data["clock"]
-        part.started = data["started"]
-        part.timer_seq = data["timer_seq"]
-        for name, key, state in data["states"]:
+        head = data["head"]
+        part = cls(schema, head["index"], head["count"])
+        part.clock = head["clock"]
+        part.started = head["started"]
+        part.timer_seq = head["timer_seq"]
+        for name, key, state in data["states"].values():
             part.states[(name, (key[0], key[1]))] = schema.states_by_name[name].cls.model_validate(
                 state
             )
-        for key, entries in data["queues"]:
+        for key, entries in data["queues"].values():
             part.queues[(key[0], key[1])] = deque(
                 m.from_wire(e, schema) for e in entries  # type: ignore[misc]
             )
-        part.completed = data["completed"]
-        part.timers = [tuple(t) for t in data["timers"]]
+        part.completed = dict(data["completed"])
+        part.timers = [tuple(t) for t in head["timers"]]
         heapq.heapify(part.timers)
-        for iid, call, attempt, op, policy, fork, waiting in data["activities"]:
+        for iid, call, attempt, op, policy, fork, waiting in head["activities"]:
             part.activities[(iid, call)] = _PendingActivity(
                 schema.decode_op(op),  # type: ignore[arg-type]
                 attempt,
-                RetryPolicy(*policy) if policy is not None else None,
+                RetryPolicy(**policy) if policy is not None else None,
                 fork,
                 waiting,
             )
-        for name, key, waiters in data["initializing"]:
+        for name, key, waiters in head["initializing"]:
             part.initializing[(name, (key[0], key[1]))] = [
                 m.from_wire(w, schema) for w in waiters  # type: ignore[misc]
             ]
-        part.early_events = {k: [tuple(e) for e in v] for k, v in data["early_events"].items()}
-        for run_data in data["runs"]:
+        part.early_events = {k: [tuple(e) for e in v] for k, v in head["early_events"].items()}
+        for run_data in data["runs"].values():
             run = Run.from_snapshot(part, run_data)
             part.runs[run.instance_id] = run
         for run in list(part.runs.values()):
             run.replay()
         part._drain_local()
+        for dirty in part._dirty.values():
+            dirty.clear()  # replay re-marks what it touches; nothing changed yet
+        part._status_changes.clear()
         # a faithful replay produces no effects; a nondeterministic one may fail an
         # orchestration, and that failure must reach its caller: take_effects() hands it over
         return part
 
     def take_effects(self) -> Effects:
         return self._take_effects()
+
+
+def _key_text(key: Any) -> str:
+    return json.dumps(key, separators=(",", ":"))
+
+
+def apply_delta(snapshot: dict[str, Any], delta: dict[str, Any]) -> None:
+    """Bring ``snapshot`` (a snapshot() result, changed in place) forward by ``delta``."""
+    snapshot["head"] = delta["head"]
+    for section in _KEYED_SECTIONS:
+        entries = snapshot[section]
+        for key, value in delta[section].items():
+            if value is None:
+                entries.pop(key, None)
+            else:
+                entries[key] = value
