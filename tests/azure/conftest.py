@@ -6,6 +6,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.azure.servers import Azurite, azurite, azurite_binary
+from tests.standins.eventhubs import StandIn, start_standin
+
+# hubs for the session; a test that needs empty hubs takes the next unused set
+HUBS = {f"{kind}{n}": count for n in range(12) for kind, count in (("p", 4), ("in", 2))}
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +30,23 @@ def blob_connection(azurite_server: Azurite) -> str:
 def container_name() -> str:
     """A fresh container per test, so tests never see each other's blobs."""
     return "t" + uuid.uuid4().hex[:20]
+
+
+@pytest.fixture(scope="session")
+def standin() -> Iterator[StandIn]:
+    """The Event Hubs stand-in, a subprocess on 127.0.0.1, with the hubs the tests use."""
+    server = start_standin(HUBS)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_next_hubs = iter(range(12))
+
+
+@pytest.fixture
+def hubs() -> tuple[str, str]:
+    """A partition hub (4 partitions) and an ingress hub (2) that no other test used."""
+    n = next(_next_hubs)
+    return f"p{n}", f"in{n}"
