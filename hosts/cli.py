@@ -34,10 +34,11 @@ from pydantic import ValidationError
 from hosts.bench.plot import throughput_svg
 from hosts.bench.runner import HOSTS, WORKLOADS, format_table, run_all, to_json
 from hosts.emulator import ALL_FAULTS, Emulator, EmulatorClient
-from hosts.emulator.local import LocalHost
+from hosts.local import LocalHost
 from reactive.app import App, Kind, OperationInfo, Schema
 from reactive.core.builtin_ops import BUILTINS
-from reactive.errors import ApplicationError, DefinitionError
+from reactive.errors import ApplicationError, DefinitionError, ReactiveError
+from reactive.hosting.seams import StatusQuery
 from reactive.model import Activity, Operation, Orchestration, Read, State, Update
 
 PROG = "reactive"
@@ -216,16 +217,19 @@ def _make_emulator(
     if getattr(args, "state", None) is not None:
         if args.faults:
             raise CliError("--faults and --state do not combine: faults are injected in memory")
-        return LocalHost(  # type: ignore[return-value]
-            app,
-            partitions=args.partitions,
-            state_dir=Path(args.state),
-            seed=args.seed,
-            on_unhandled=report,
-        )
+        try:
+            return LocalHost(  # type: ignore[return-value]
+                app,
+                partitions=args.partitions,  # None: the folder's own count
+                state_dir=Path(args.state),
+                seed=args.seed,
+                on_unhandled=report,
+            )
+        except ReactiveError as exc:
+            raise CliError(str(exc)) from None
     return Emulator(
         app,
-        partitions=args.partitions,
+        partitions=args.partitions or 4,
         seed=args.seed,
         faults=faults,
         clock=args.clock,
@@ -330,8 +334,12 @@ def _natural(text: str) -> list[Any]:
 
 def top_level_instances(emulator: Emulator) -> list[InstanceRow]:
     """Every instance nobody awaits: finished ones from each partition's records, plus the
-    ones still running."""
+    ones still running (in durable mode: from the status store)."""
     rows: list[InstanceRow] = []
+    if isinstance(emulator, LocalHost):
+        records = emulator.status.query(StatusQuery(limit=1_000_000))
+        rows = [InstanceRow(r.instance_id, r.name, r.status, r.result, r.error) for r in records]
+        return sorted(rows, key=lambda row: _natural(row.instance_id))
     for part in emulator.parts:
         for iid, record in part.completed.items():
             rows.append(
@@ -398,7 +406,8 @@ def print_summary(
         _count(emulator.activity_runs, "activity run"),
         _count(len(emulator.unhandled), "unhandled error"),
     ]
-    if emulator.faults.restore_probability or emulator.faults.duplicate_probability:
+    faults = getattr(emulator, "faults", None)  # the durable host injects none
+    if faults is not None and (faults.restore_probability or faults.duplicate_probability):
         stats += [
             _count(emulator.restores, "restore"),
             _count(emulator.duplicates_dropped, "duplicate dropped", "duplicates dropped"),
@@ -425,8 +434,20 @@ def cmd_run(args: argparse.Namespace) -> int:
             emulator.run(progress=progress)
         except KeyboardInterrupt:
             interrupted = True
+        except ReactiveError as exc:
+            raise CliError(str(exc)) from None
         finally:
             progress.clear()
+    try:
+        return _finish_run(emulator, out, args, interrupted)
+    finally:
+        if isinstance(emulator, LocalHost):
+            emulator.close()
+
+
+def _finish_run(
+    emulator: Emulator, out: TextIO, args: argparse.Namespace, interrupted: bool
+) -> int:
     rows = print_summary(emulator, out, list_unhandled=args.quiet, interrupted=interrupted)
     if interrupted:
         return INTERRUPTED
@@ -451,6 +472,8 @@ def cmd_start(args: argparse.Namespace) -> int:
     log_stream = None if args.quiet else sys.stderr
     progress = Progress(sys.stderr)
     emulator = _make_emulator(app, args, log_stream, progress)
+    if isinstance(emulator, LocalHost):
+        return _start_durable(emulator, info, op, args, log_stream, progress)
     client = EmulatorClient(emulator)
     with _app_logging(emulator, log_stream, progress):
         try:
@@ -482,6 +505,55 @@ def cmd_start(args: argparse.Namespace) -> int:
     if status.status != "completed":
         raise CliError(
             f"{info.name} ({iid}) is still {status.status} but the emulator is idle "
+            "(is it waiting for an external event?)",
+            FAILED,
+        )
+    print(json.dumps(info.result.dump_python(status.result, mode="json"), ensure_ascii=False))
+    return 0
+
+
+def _start_durable(
+    host: LocalHost,
+    info: OperationInfo,
+    op: Orchestration[Any],
+    args: argparse.Namespace,
+    log_stream: TextIO | None,
+    progress: Progress,
+) -> int:
+    """``start`` in a state folder: returns once the start is committed (``--wait``: once
+    the instance is done); an existing id of the same orchestration is that instance."""
+    client = host.client()
+    try:
+        with _app_logging(host, log_stream, progress):  # type: ignore[arg-type]
+            try:
+                iid = client.start(op, instance_id=args.id)
+
+                def settled() -> bool:
+                    status = client.status(iid)
+                    return status is not None and (status.done if args.wait else
+                                                   status.status != "pending")
+
+                host.run(until=settled, progress=progress)  # type: ignore[arg-type]
+            finally:
+                progress.clear()
+        status = client.status(iid)
+    except ReactiveError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        host.close()
+    assert status is not None
+    if status.status in ("failed", "terminated"):
+        assert status.error is not None
+        print(f"{info.name} {status.status}: {_error_text(status.error)}", file=sys.stderr)
+        if not args.wait:
+            print(f"{iid} {status.status}")
+        return FAILED
+    if not args.wait:
+        print(f"{iid} {status.status}")
+        return 0
+    if status.status != "completed":
+        raise CliError(
+            f"{info.name} ({iid}) is still {status.status} but nothing is left to run "
             "(is it waiting for an external event?)",
             FAILED,
         )
@@ -642,7 +714,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emulator = argparse.ArgumentParser(add_help=False)
     emulator.add_argument(
-        "--partitions", type=_positive_int, default=4, metavar="N", help="default: 4"
+        "--partitions", type=_positive_int, default=None, metavar="N",
+        help="default: 4, or a state folder's own count",
     )
     emulator.add_argument(
         "--seed", type=int, default=0, metavar="S", help="schedule seed (default: 0)"

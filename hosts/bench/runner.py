@@ -20,9 +20,9 @@ import pydantic
 
 from hosts.bench import workloads as w
 from hosts.emulator.host import Emulator
-from hosts.emulator.local import LocalHost
+from hosts.local import LocalHost
+from reactive.client import Client
 from reactive.core.partition import Partition
-from reactive.hosting.client import HostClient
 
 HOSTS = ("emulator", "local", "folder")
 WORKLOADS = (
@@ -36,7 +36,7 @@ DEFAULT_N = {
 
 
 class Host(Protocol):
-    def client(self) -> HostClient: ...
+    def client(self) -> Client: ...
     def run(self, until: Callable[[], bool] | None = None) -> bool: ...
 
 
@@ -78,7 +78,7 @@ def _host(kind: str, partitions: int) -> Iterator[Host]:
             try:
                 yield host
             finally:
-                host.transport.close()  # type: ignore[attr-defined]
+                host.close()
     else:
         raise ValueError(f"unknown host {kind!r}; choose from {', '.join(HOSTS)}")
 

@@ -666,9 +666,12 @@ class Partition:
             return key, None if run is None else run.to_snapshot()
         return key, self.completed.get(key)
 
-    def _keys(self, section: str) -> Any:
-        return {"states": self.states, "queues": self.queues, "runs": self.runs,
-                "completed": self.completed}[section].keys()
+    def _keys(self, section: str) -> list[Any]:
+        sections: dict[str, dict[Any, Any]] = {
+            "states": self.states, "queues": self.queues, "runs": self.runs,
+            "completed": self.completed,
+        }
+        return list(sections[section])
 
     def snapshot(self) -> dict[str, Any]:
         """The partition's whole state as JSON-ready data (also clears the change marks)."""

@@ -3,6 +3,7 @@ partition's input; waiting drives the host until the instance is done."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -13,6 +14,9 @@ from reactive.core.builtin_ops import ClientFork, ClientPerform
 from reactive.core.messages import Message, RaiseEvent, Start, Terminate
 from reactive.core.partition import Partition
 from reactive.core.results import decode_error
+from reactive.hosting import requests
+from reactive.hosting.memory import DONE
+from reactive.hosting.seams import Sender, StatusRecord, StatusStore
 from reactive.model import Operation, Orchestration
 
 
@@ -112,3 +116,122 @@ class HostClient:
 
     def run(self) -> None:
         self.host.run()
+
+
+class SeamClient:
+    """Implements :class:`reactive.client.Client` over any host's seams: requests go out
+    through a ``Sender``, statuses come from a ``StatusStore``; nothing restores a
+    partition. ``drive(until)``, when given, runs an in-process host while waiting."""
+
+    def __init__(
+        self,
+        schema: Schema,
+        partitions: int,
+        sender: Sender,
+        status: StatusStore,
+        epoch: str = "1",
+        drive: Callable[[Callable[[], bool]], bool] | None = None,
+        clock: Callable[[], float] = time.time,
+        poll: float = 0.02,
+    ) -> None:
+        self.schema = schema
+        self.partitions = partitions
+        self.sender = sender
+        self.status_store = status
+        self.epoch = epoch
+        self.drive = drive
+        self.clock = clock
+        self.poll = poll
+
+    def start(self, orchestration: Orchestration[Any], instance_id: str | None = None) -> str:
+        """Start an instance; an existing id of the same orchestration is that instance
+        (nothing starts twice), of another orchestration a clear error."""
+        name = self.schema.info(orchestration).name  # unknown types fail here, clearly
+        iid = instance_id or requests.new_id()
+        if not iid or not isinstance(iid, str):
+            raise errors.ReactiveError("an instance id must be a non-empty string")
+        existing = self.status_store.get(iid)
+        if existing is not None and existing.name != name:
+            raise errors.ReactiveError(
+                f"instance id {iid!r} is taken by a {existing.name} instance, not {name}"
+            )
+        if existing is None:
+            owner = self.schema.instance_owner(iid, self.partitions)
+            now = self.clock()
+            self.status_store.put_pending(StatusRecord(iid, name, "pending", owner, now, now))
+        # sent even if known: a start whose first send was lost goes out again, and the
+        # request id (the instance id) keeps a duplicate from being applied
+        self.sender.send([requests.start(self.schema, self.partitions, self.epoch, iid,
+                                         orchestration)])
+        return iid
+
+    def status(self, instance_id: str) -> InstanceStatus | None:
+        record = self.status_store.get(instance_id)
+        return None if record is None else to_instance_status(self.schema, record)
+
+    def wait(self, instance_id: str, timeout: float | None = None) -> Any:
+        """The instance's result, or its error raised; TimeoutError after ``timeout``."""
+        if self.status_store.get(instance_id) is None:
+            raise errors.ReactiveError(
+                f"no orchestration instance {instance_id!r} is known: it was never started, "
+                "or it was purged"
+            )
+
+        def done() -> bool:
+            record = self.status_store.get(instance_id)
+            return record is not None and record.status in DONE
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self.drive is not None and not done() and not self.drive(done) and not done():
+            raise errors.ReactiveError(
+                f"orchestration instance {instance_id!r} cannot make progress: the host is "
+                "idle (is it waiting for an external event?)"
+            )
+        while not done():
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"instance {instance_id!r} did not finish in {timeout} s")
+            time.sleep(self.poll)
+        status = self.status(instance_id)
+        assert status is not None
+        if status.error is not None:
+            raise status.error
+        return status.result
+
+    def raise_event(
+        self, instance_id: str, name: str, value: Any = None, request_id: str | None = None
+    ) -> None:
+        self.sender.send([requests.raise_event(
+            self.schema, self.partitions, self.epoch, instance_id, name, value, request_id
+        )])
+
+    def terminate(self, instance_id: str, reason: str = "", request_id: str | None = None) -> None:
+        self.sender.send([requests.terminate(
+            self.schema, self.partitions, self.epoch, instance_id, reason, request_id
+        )])
+
+    def perform(self, op: Operation) -> Any:
+        info = self.schema.info(op)
+        if isinstance(op, Orchestration):
+            return self.wait(self.start(op))
+        wire = list(self.schema.encode_op(op))
+        result = self.wait(self.start(ClientPerform(op=wire)))
+        return info.result.validate_python(result)
+
+    def fork(self, op: Operation) -> None:
+        self.schema.info(op)
+        if isinstance(op, Orchestration):
+            self.start(op)
+        else:
+            self.start(ClientFork(op=list(self.schema.encode_op(op))))
+
+
+def to_instance_status(schema: Schema, record: StatusRecord) -> InstanceStatus:
+    """A status store record as the client API's InstanceStatus."""
+    if record.status == "completed":
+        info = schema.by_name.get(record.name)
+        result = info.result.validate_python(record.result) if info else record.result
+        return InstanceStatus(record.instance_id, "completed", record.name, result=result)
+    if record.status in ("failed", "terminated"):
+        error = decode_error(schema, record.error)
+        return InstanceStatus(record.instance_id, record.status, record.name, error=error)
+    return InstanceStatus(record.instance_id, record.status, record.name)

@@ -154,24 +154,3 @@ class StatusStore(Protocol):
     def purge(self, instance_id: str) -> bool:
         """Forget a finished instance's status; False if unknown or not finished."""
 
-
-# -- the pull-shaped seam of the first host loop; replaced by the worker's drivers -------
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    position: int
-    time: float
-    data: bytes
-
-
-class Transport(Protocol):
-    def append(self, partition: int, payloads: Sequence[bytes]) -> None: ...
-    def read(self, partition: int, after: int, limit: int) -> list[Record]: ...
-    def acknowledge(self, partition: int, upto: int) -> None: ...
-
-
-class LegacySnapshotStore(Protocol):
-    def load(self, partition: int) -> tuple[bytes | None, str | None]: ...
-    def save(self, partition: int, data: bytes, expected_version: str | None) -> str: ...
-    def dead_letter(self, partition: int, data: bytes, reason: str) -> None: ...

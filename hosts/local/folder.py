@@ -1,0 +1,372 @@
+"""The durable local mode: every seam in one SQLite database in a folder.
+
+``DIR/state.db`` holds the partitions' input logs, their base snapshots and deltas, the
+instance statuses, partition health and dead letters. SQLite gives what a hand-made log
+did not: records are blobs (any bytes are safe, nothing can be torn or split), a
+transaction per invocation (commit, send, publish and acknowledge land together, with one
+fsync: group commit), logs trimmed as they are acknowledged, and safe concurrent access
+for clients in other processes. One process at a time may drive the partitions: it holds
+an exclusive lock on ``DIR/driver.lock``; clients (another terminal's ``reactive
+raise-event --state DIR``) only add input and read statuses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Hashable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from reactive.errors import ReactiveError
+from reactive.hosting.memory import DONE
+from reactive.hosting.seams import (
+    Inbound,
+    Outgoing,
+    PartitionHealth,
+    StaleSnapshotError,
+    StatusQuery,
+    StatusRecord,
+    Stored,
+)
+
+FORMAT = "2"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS inbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, partition INTEGER NOT NULL,
+    time REAL NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS inbox_by_partition ON inbox (partition, id);
+CREATE TABLE IF NOT EXISTS snapshots (
+    partition INTEGER PRIMARY KEY, generation INTEGER NOT NULL, base BLOB NOT NULL,
+    deltas INTEGER NOT NULL, delivered TEXT);
+CREATE TABLE IF NOT EXISTS deltas (
+    partition INTEGER NOT NULL, generation INTEGER NOT NULL, n INTEGER NOT NULL,
+    data BLOB NOT NULL, PRIMARY KEY (partition, generation, n));
+CREATE TABLE IF NOT EXISTS status (
+    instance_id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL,
+    partition INTEGER NOT NULL, created REAL NOT NULL, updated REAL NOT NULL,
+    result TEXT, error TEXT);
+CREATE INDEX IF NOT EXISTS status_by_status ON status (status, instance_id);
+CREATE INDEX IF NOT EXISTS status_by_created ON status (created);
+CREATE TABLE IF NOT EXISTS health (partition INTEGER PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, partition INTEGER NOT NULL, time REAL NOT NULL,
+    reason TEXT NOT NULL, data BLOB NOT NULL);
+"""
+
+
+class FolderError(ReactiveError):
+    """A state folder that cannot be used as asked; the message says why, in one line."""
+
+
+def _holder(lock_path: Path) -> str:
+    try:
+        text = lock_path.read_text().strip()
+    except OSError:
+        text = ""
+    return text or "another process"
+
+
+class FolderState:
+    """Sender, snapshot store, status store and input logs of one state folder."""
+
+    def __init__(
+        self,
+        folder: Path | str,
+        app_name: str,
+        partitions: int | None = None,
+        *,
+        driver: bool = True,
+        fsync: bool = True,
+    ) -> None:
+        """Open (or create) the folder. ``partitions=None`` adopts the folder's count.
+        ``driver`` takes the folder's exclusive lock (a second driver gets FolderError)."""
+        self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise FolderError(f"state folder {self.folder} is a file, not a folder")
+        if any(self.folder.glob("inbox-*.log")) and not (self.folder / "state.db").exists():
+            raise FolderError(
+                f"state folder {self.folder} was written by an older version of reactive "
+                "(inbox-*.log files); use a new folder"
+            )
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock_file: TextIO | None = None
+        if driver:
+            self._take_lock()
+        self._mutex = threading.RLock()
+        self._db = sqlite3.connect(
+            self.folder / "state.db", timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+        self._db.executescript(_SCHEMA)
+        self._grouping = False
+        self._in_tx = False
+        self.partitions = self._check_meta(app_name, partitions)
+
+    # -- opening -----------------------------------------------------------------------------
+
+    def _take_lock(self) -> None:
+        path = self.folder / "driver.lock"
+        f = path.open("a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            raise FolderError(
+                f"state folder {self.folder} is in use by {_holder(path)}; stop it first "
+                "(or talk to it through its server with --url)"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()} ({' '.join(sys.argv)[:200]})\n")
+        f.flush()
+        self._lock_file = f
+
+    def _check_meta(self, app_name: str, partitions: int | None) -> int:
+        with self._mutex:
+            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+            if not meta:
+                count = partitions or 4
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO meta VALUES (?, ?)",
+                    [("format", FORMAT), ("app", app_name), ("partitions", str(count))],
+                )
+                meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("format") != FORMAT:
+            raise FolderError(f"state folder {self.folder} has format {meta.get('format')!r}, "
+                              f"this version reads {FORMAT!r}")
+        if meta["app"] != app_name:
+            raise FolderError(f"state folder {self.folder} holds application {meta['app']!r}, "
+                              f"not {app_name!r}; use another folder")
+        count = int(meta["partitions"])
+        if partitions is not None and partitions != count:
+            raise FolderError(
+                f"state folder {self.folder} has {count} partitions, not {partitions}; "
+                f"leave --partitions out (or give {count}), or use a new folder"
+            )
+        return count
+
+    def close(self) -> None:
+        with self._mutex:
+            self._db.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    # -- transactions: one per invocation ---------------------------------------------------
+
+    @contextlib.contextmanager
+    def group(self) -> Iterator[None]:
+        """Group every write until the end of the block into one transaction (begun at
+        the first write, so that reads and activities before it hold no lock)."""
+        with self._mutex:
+            self._grouping = True
+            try:
+                yield
+            except BaseException:
+                if self._in_tx:
+                    self._db.execute("ROLLBACK")
+                raise
+            else:
+                if self._in_tx:
+                    self._db.execute("COMMIT")
+            finally:
+                self._in_tx = False
+                self._grouping = False
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._mutex:
+            if self._grouping:
+                if not self._in_tx:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._in_tx = True
+                yield self._db
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        with self._mutex:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- input logs and the sender ------------------------------------------------------------
+
+    def send(self, messages: Sequence[Outgoing]) -> None:
+        now = time.time()
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO inbox (partition, time, data) VALUES (?, ?, ?)",
+                [(m.dest, now, m.data) for m in messages],
+            )
+
+    def append_raw(self, partition: int, data: bytes) -> None:
+        """Put any bytes into a partition's input (for poison tests and tools)."""
+        with self._write() as db:
+            db.execute("INSERT INTO inbox (partition, time, data) VALUES (?, ?, ?)",
+                       (partition, time.time(), data))
+
+    def read(self, partition: int, limit: int) -> list[Inbound]:
+        rows = self._read(
+            "SELECT id, time, data FROM inbox WHERE partition = ? ORDER BY id LIMIT ?",
+            (partition, limit),
+        )
+        return [Inbound(bytes(data), stamp, ref) for ref, stamp, data in rows]
+
+    def acknowledge(self, partition: int, refs: Sequence[Hashable]) -> None:
+        if refs:
+            with self._write() as db:
+                db.executemany("DELETE FROM inbox WHERE id = ?", [(r,) for r in refs])
+
+    def backlog(self, partition: int | None = None) -> int:
+        if partition is None:
+            return int(self._read("SELECT COUNT(*) FROM inbox")[0][0])
+        return int(self._read("SELECT COUNT(*) FROM inbox WHERE partition = ?", (partition,))[0][0])
+
+    # -- the snapshot store ----------------------------------------------------------------------
+
+    def load(self, partition: int) -> Stored:
+        with self._mutex:
+            row = self._db.execute(
+                "SELECT generation, base, deltas, delivered FROM snapshots WHERE partition = ?",
+                (partition,),
+            ).fetchone()
+            if row is None:
+                return Stored()
+            generation, base, count, delivered = row
+            deltas = [bytes(d) for (d,) in self._db.execute(
+                "SELECT data FROM deltas WHERE partition = ? AND generation = ? ORDER BY n",
+                (partition, generation),
+            )]
+        return Stored(bytes(base), tuple(deltas), f"{generation}.{count}", delivered)
+
+    def _version(self, db: sqlite3.Connection, partition: int) -> tuple[int, int] | None:
+        row = db.execute("SELECT generation, deltas FROM snapshots WHERE partition = ?",
+                         (partition,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def _fence(self, partition: int, current: tuple[int, int] | None, expected: str | None) -> None:
+        have = None if current is None else f"{current[0]}.{current[1]}"
+        if have != expected:
+            raise StaleSnapshotError(
+                f"partition {partition}: version {expected} is stale (the folder has {have})"
+            )
+
+    def append(self, partition: int, delta: bytes, expected: str | None) -> str:
+        with self._write() as db:
+            current = self._version(db, partition)
+            self._fence(partition, current, expected)
+            assert current is not None
+            generation, count = current[0], current[1] + 1
+            db.execute("INSERT INTO deltas VALUES (?, ?, ?, ?)",
+                       (partition, generation, count, delta))
+            db.execute("UPDATE snapshots SET deltas = ? WHERE partition = ?", (count, partition))
+        return f"{generation}.{count}"
+
+    def compact(self, partition: int, base: bytes, expected: str | None) -> str:
+        with self._write() as db:
+            current = self._version(db, partition)
+            self._fence(partition, current, expected)
+            generation = 1 if current is None else current[0] + 1
+            db.execute("DELETE FROM deltas WHERE partition = ?", (partition,))
+            db.execute(
+                "INSERT INTO snapshots (partition, generation, base, deltas) VALUES (?, ?, ?, 0)"
+                " ON CONFLICT (partition) DO UPDATE SET generation = excluded.generation,"
+                " base = excluded.base, deltas = 0",
+                (partition, generation, base),
+            )
+        return f"{generation}.0"
+
+    def mark_delivered(self, partition: int, version: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE snapshots SET delivered = ? WHERE partition = ?",
+                       (version, partition))
+
+    def dead_letter(self, partition: int, data: bytes, reason: str) -> None:
+        with self._write() as db:
+            db.execute("INSERT INTO dead_letters (partition, time, reason, data) "
+                       "VALUES (?, ?, ?, ?)", (partition, time.time(), reason, data))
+
+    def dead_letters(self) -> list[tuple[int, str, bytes]]:
+        rows = self._read("SELECT partition, reason, data FROM dead_letters ORDER BY id")
+        return [(p, reason, bytes(data)) for p, reason, data in rows]
+
+    # -- the status store ------------------------------------------------------------------------
+
+    def publish(self, records: Sequence[StatusRecord], health: PartitionHealth) -> None:
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO status VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id)"
+                " DO UPDATE SET name = excluded.name, status = excluded.status,"
+                " partition = excluded.partition, updated = excluded.updated,"
+                " result = excluded.result, error = excluded.error"
+                " WHERE excluded.updated >= status.updated OR status.status = 'pending'",
+                [(r.instance_id, r.name, r.status, r.partition, r.created, r.updated,
+                  json.dumps(r.result), json.dumps(r.error)) for r in records],
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO health VALUES (?, ?)",
+                (health.partition, json.dumps(dataclasses.asdict(health))),
+            )
+
+    def put_pending(self, record: StatusRecord) -> bool:
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO status VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (record.instance_id, record.name, record.status, record.partition,
+                 record.created, record.updated, "null", "null"),
+            )
+            return cursor.rowcount == 1
+
+    def get(self, instance_id: str) -> StatusRecord | None:
+        rows = self._read("SELECT * FROM status WHERE instance_id = ?", (instance_id,))
+        return _record(rows[0]) if rows else None
+
+    def query(self, query: StatusQuery) -> list[StatusRecord]:
+        where, args = [], []
+        for column, op, value in (
+            ("status", "=", query.status), ("name", "=", query.name),
+            ("created", ">=", query.since), ("created", "<", query.until),
+            ("instance_id", ">", query.after),
+        ):
+            if value is not None:
+                where.append(f"{column} {op} ?")
+                args.append(value)
+        sql = "SELECT * FROM status"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._read(sql + " ORDER BY instance_id LIMIT ?", (*args, query.limit))
+        return [_record(row) for row in rows]
+
+    def health(self) -> list[PartitionHealth]:
+        rows = self._read("SELECT data FROM health ORDER BY partition")
+        return [PartitionHealth(**json.loads(data)) for (data,) in rows]
+
+    def purge(self, instance_id: str) -> bool:
+        with self._write() as db:
+            cursor = db.execute(
+                f"DELETE FROM status WHERE instance_id = ? AND status IN {DONE!r}",
+                (instance_id,),
+            )
+            return cursor.rowcount == 1
+
+
+def _record(row: Sequence[Any]) -> StatusRecord:
+    iid, name, status, partition, created, updated, result, error = row
+    return StatusRecord(iid, name, status, partition, created, updated,
+                        json.loads(result), json.loads(error))

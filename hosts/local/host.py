@@ -1,0 +1,236 @@
+"""The local host: partition workers driven over local input logs, in memory or in a
+durable state folder (:mod:`hosts.local.folder`).
+
+It is a pull driver on top of the push-shaped worker: read a batch of a partition's
+input, hand it to the partition's worker, acknowledge what the commit covers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from hosts.local.folder import FolderState
+from reactive import App
+from reactive.core.partition import Partition
+from reactive.hosting.client import SeamClient
+from reactive.hosting.memory import MemoryLogs, MemoryStatusStore, MemoryStore
+from reactive.hosting.seams import Inbound, Outgoing, SnapshotStore, StatusStore
+from reactive.hosting.worker import Hook, Outcome, PartitionWorker, WorkerOptions
+
+
+class VirtualClock:
+    """Time that only moves when the host is idle and a timer is due."""
+
+    def __init__(self, start: float = 1_767_225_600.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Inbox(Protocol):
+    """Local input logs: a Sender that can also be read and acknowledged."""
+
+    def send(self, messages: Sequence[Outgoing]) -> None: ...
+    def read(self, partition: int, limit: int) -> list[Inbound]: ...
+    def acknowledge(self, partition: int, refs: Sequence[Hashable]) -> None: ...
+    def backlog(self, partition: int) -> int: ...
+
+
+class LocalHost:
+    """Runs an application's partitions in this process until quiescence, or
+    continuously in a background thread (``start_background``)."""
+
+    def __init__(
+        self,
+        app: App,
+        partitions: int | None = 4,
+        state_dir: Path | str | None = None,
+        seed: int = 0,
+        clock: Callable[[], float] | None = None,
+        batch_size: int = 256,
+        time_budget: float = 1.0,
+        epoch: str = "1",
+        on_unhandled: Callable[[str], None] | None = None,
+        fsync: bool = True,
+    ) -> None:
+        """``partitions=None`` with a ``state_dir`` adopts the folder's count."""
+        if partitions is not None and partitions < 1:
+            raise ValueError(f"partitions must be at least 1, got {partitions}")
+        self.schema = app.compile()
+        self.clock = clock or (time.time if state_dir is not None else VirtualClock())
+        self.folder: FolderState | None = None
+        self.inbox: Inbox
+        self.store: SnapshotStore
+        self.status: StatusStore
+        if state_dir is None:
+            count = partitions or 4
+            self.inbox = MemoryLogs(count, self.clock)
+            self.store, self.status = MemoryStore(), MemoryStatusStore()
+        else:
+            self.folder = FolderState(state_dir, app.name, partitions, fsync=fsync)
+            count = self.folder.partitions
+            self.inbox = self.store = self.status = self.folder
+        self.count = count
+        self.epoch = epoch
+        self.batch_size = batch_size
+        self.options = WorkerOptions(count, epoch=epoch, time_budget=time_budget)
+        self.logs: list[tuple[int, int, str]] = []
+        self.unhandled: list[str] = []
+        self.app_log = logging.getLogger(f"reactive.app.{app.name}")
+        self._on_unhandled = on_unhandled
+        self._rng = random.Random(seed)
+        self._due: dict[int, float | None] = {}
+        self._mutex = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.invocations = 0
+        self.deliveries = 0
+        self.activity_runs = 0
+        self.duplicates_dropped = 0
+        self.restores = 0
+        self.workers = [self.new_worker(i) for i in range(count)]
+
+    def new_worker(self, index: int) -> PartitionWorker:
+        """A worker for partition ``index`` on this host's seams (tests make extra ones
+        to play a second, concurrent invocation)."""
+        return PartitionWorker(self.schema, index, self.options, self.store, self.inbox,
+                               self.status, self.clock, output=_Output(self))
+
+    def _log(self, partition: int, level: int, text: str) -> None:
+        self.logs.append((partition, level, text))
+        self.app_log.log(level, text)
+
+    def _unhandled(self, text: str) -> None:
+        self.unhandled.append(text)
+        if self._on_unhandled is not None:
+            self._on_unhandled(text)
+
+    # -- the client ----------------------------------------------------------------------------
+
+    def client(self) -> SeamClient:
+        drive = None if self._thread is not None else self.run
+        return SeamClient(self.schema, self.count, self.inbox, self.status, self.epoch,
+                          drive=drive, clock=self.clock)
+
+    # -- driving -------------------------------------------------------------------------------
+
+    def invoke(self, index: int, hook: Hook | None = None,
+               worker: PartitionWorker | None = None) -> Outcome:
+        """One invocation of partition ``index``: read, handle, acknowledge."""
+        worker = worker or self.workers[index]
+        with self._mutex, self._group():
+            batch = self.inbox.read(index, self.batch_size)
+            outcome = worker.handle(batch, hook)
+            self.inbox.acknowledge(index, outcome.acknowledged)
+        self.invocations += 1
+        self._due[index] = outcome.next_due
+        self.deliveries += outcome.processed
+        self.activity_runs += outcome.activities
+        self.duplicates_dropped += outcome.duplicates
+        return outcome
+
+    def _group(self) -> contextlib.AbstractContextManager[None]:
+        return self.folder.group() if self.folder is not None else contextlib.nullcontext()
+
+    def idle(self) -> bool:
+        return not any(self.inbox.backlog(p) for p in range(self.count))
+
+    def run(
+        self,
+        until: Callable[[], bool] | None = None,
+        progress: Callable[[LocalHost], None] | None = None,
+    ) -> bool:
+        """Invoke partitions (in a seeded random order) until ``until()`` holds or every
+        partition is idle with no timer pending; returns whether ``until`` holds (True
+        when there is none)."""
+        while True:
+            if until is not None and until():
+                return True
+            if self._stop.is_set():
+                return until() if until is not None else False
+            busy = False
+            order = list(range(self.count))
+            self._rng.shuffle(order)
+            for index in order:
+                outcome = self.invoke(index)
+                busy = busy or bool(outcome.processed or outcome.more or outcome.committed)
+                if until is not None and until():
+                    return True
+            if progress is not None:
+                progress(self)
+            if busy or not self.idle():
+                continue
+            dues = [d for d in self._due.values() if d is not None]
+            if not dues:
+                return until() if until is not None else True
+            wait = min(dues) - self.clock()
+            if isinstance(self.clock, VirtualClock):
+                self.clock.now += max(0.0, wait)
+            elif wait > 0:
+                if self._thread is None and until is None:
+                    time.sleep(wait)
+                else:
+                    self._stop.wait(min(wait, 0.05))
+
+    def start_background(self, poll: float = 0.005) -> None:
+        """Drive the partitions continuously in a thread (``reactive serve``)."""
+        if self._thread is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                self.run(until=self._stop.is_set)
+                self._stop.wait(poll)
+
+        self._thread = threading.Thread(target=loop, name="reactive-driver", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def close(self) -> None:
+        self.stop()
+        if self.folder is not None:
+            self.folder.close()
+
+    @contextlib.contextmanager
+    def background(self) -> Iterator[LocalHost]:
+        self.start_background()
+        try:
+            yield self
+        finally:
+            self.stop()
+
+    # -- inspection --------------------------------------------------------------------------
+
+    @property
+    def parts(self) -> list[Partition]:
+        """The live partitions (loading any that are not warm)."""
+        return [w.partition() for w in self.workers]
+
+    def app_lines(self) -> list[str]:
+        return [text for _, _, text in self.logs]
+
+
+class _Output:
+    """The workers' output sink: the host's log and unhandled-error lists."""
+
+    def __init__(self, host: LocalHost) -> None:
+        self.host = host
+
+    def log(self, partition: int, level: int, text: str) -> None:
+        self.host._log(partition, level, text)
+
+    def unhandled(self, partition: int, text: str) -> None:
+        self.host._unhandled(text)

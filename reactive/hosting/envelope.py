@@ -1,0 +1,94 @@
+"""The bytes of a message on a transport, and their strict parsing.
+
+A partition's message carries its sender partition and that sender's sequence number
+for the destination; a client request carries its request id instead. Anything else is
+poison: :func:`parse` names what is wrong in one line, and the worker dead-letters it.
+
+    {"e": epoch, "s": 3, "q": 17, "m": {...}}        partition 3's 17th message to dest
+    {"e": epoch, "s": "c", "r": "start:job1", "m": {...}}   a client request
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from reactive import errors
+from reactive.app import Schema
+from reactive.core.messages import Message, from_wire, to_wire
+from reactive.hosting.seams import Outgoing
+
+CLIENT = "c"
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    epoch: str
+    sender: int | str  # a partition index, or CLIENT
+    seq: int  # partitions: 1, 2, ... per destination; clients: 0
+    request: str  # clients: the request id; partitions: ""
+    wire: dict[str, Any]
+
+    @property
+    def dedup(self) -> str:
+        return f"r:{self.request}" if self.sender == CLIENT else f"p{self.sender}:{self.seq}"
+
+
+class PoisonError(errors.ReactiveError):
+    """A record that is not a well-formed message; the text says what is wrong."""
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def from_partition(epoch: str, sender: int, seq: int, msg: Message, schema: Schema) -> Outgoing:
+    body = {"e": epoch, "s": sender, "q": seq, "m": to_wire(msg, schema)}
+    return Outgoing(msg.dest, _dumps(body), f"p{sender}:{seq}")
+
+
+def from_client(epoch: str, request_id: str, msg: Message, schema: Schema) -> Outgoing:
+    body = {"e": epoch, "s": CLIENT, "r": request_id, "m": to_wire(msg, schema)}
+    return Outgoing(msg.dest, _dumps(body), f"r:{request_id}")
+
+
+def parse(data: bytes, partitions: int) -> Envelope:
+    """The envelope in ``data``; raises :class:`PoisonError` naming the first problem."""
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PoisonError(f"not JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise PoisonError(f"not a message envelope (a JSON {type(body).__name__})")
+    epoch, sender, wire = body.get("e"), body.get("s"), body.get("m")
+    if not isinstance(epoch, str):
+        raise PoisonError("envelope field 'e' (epoch) must be a string")
+    if not isinstance(wire, dict):
+        raise PoisonError("envelope field 'm' (message) must be an object")
+    if sender == CLIENT:
+        request = body.get("r")
+        if not isinstance(request, str) or not request:
+            raise PoisonError("a client request needs a non-empty string 'r' (request id)")
+        return Envelope(epoch, CLIENT, 0, request, wire)
+    if isinstance(sender, bool) or not isinstance(sender, int) or not 0 <= sender < partitions:
+        raise PoisonError(f"envelope field 's' (sender) must be 'c' or 0..{partitions - 1}")
+    seq = body.get("q")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        raise PoisonError("envelope field 'q' (sequence number) must be a positive integer")
+    return Envelope(epoch, sender, seq, "", wire)
+
+
+def decode_message(env: Envelope, schema: Schema, index: int) -> Message:
+    """The message an envelope carries, checked to be for partition ``index``."""
+    try:
+        msg = from_wire(env.wire, schema)
+    except (errors.ReactiveError, ValidationError, KeyError, TypeError, IndexError,
+            ValueError) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PoisonError(text) from None
+    if msg.dest != index:
+        raise PoisonError(f"addressed to partition {msg.dest}")
+    return msg
