@@ -61,13 +61,24 @@ def trigger_batch(
 ) -> list[func.EventHubEvent]:
     """Decode a batch through the library's own trigger converter, as the Python worker
     does for ``cardinality=many`` with ``dataType=binary``."""
-    bodies = [b"".join(e.body) if not isinstance(e.body, bytes) else e.body for e in events]
+    bodies = [event_bytes(e) for e in events]
     data = meta.Datum(types.SimpleNamespace(bytes=bodies), "collection_bytes")
     decoded = EventHubTriggerConverter.decode(
         data, trigger_metadata=trigger_metadata(events, hub, consumer_group, partition_id)
     )
     assert isinstance(decoded, list)
     return decoded
+
+
+def event_bytes(event: EventData) -> bytes:
+    body: Any = event.body
+    return body if isinstance(body, bytes) else b"".join(body)
+
+
+def number(event: EventData) -> int:
+    """An event's sequence number (every received event has one)."""
+    assert event.sequence_number is not None
+    return event.sequence_number
 
 
 def partition_of(events: Sequence[func.EventHubEvent]) -> int | None:
@@ -97,11 +108,11 @@ def read_range(
 
     def on_batch(_: PartitionContext, events: list[EventData]) -> None:
         for event in events:
-            if event.sequence_number > last:
+            if number(event) > last:
                 done.set()
                 return
             got.append(event)
-        if not events or (got and got[-1].sequence_number >= last):
+        if not events or (got and number(got[-1]) >= last):
             done.set()
 
     def on_error(_: PartitionContext | None, error: Exception) -> None:

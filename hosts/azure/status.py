@@ -151,6 +151,10 @@ class BlobStatusStore:
         self.calls += 1
         self.container.upload_blob(name, json.dumps(asdict(health)).encode(), overwrite=True)
 
+    def put_pending_all(self, records: Sequence[StatusRecord]) -> list[bool]:
+        """:meth:`put_pending` for many records, in parallel."""
+        return list(self._pool.map(self.put_pending, records))
+
     def put_pending(self, record: StatusRecord) -> bool:
         try:
             self._remember(
