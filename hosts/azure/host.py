@@ -84,7 +84,9 @@ class AzureHost:
         self.status = BlobStatusStore(self.container)
         self.dead_letters = BlobDeadLetters(self.container)
         self.claims = ClaimChecks(self.container)
-        self.sender = EventHubSender(settings.producer(settings.partition_hub), self.claims)
+        self.sender = EventHubSender(
+            lambda: settings.producer(settings.partition_hub), self.claims
+        )
         self.options = WorkerOptions(
             partitions=settings.partitions, epoch=settings.epoch,
             time_budget=settings.time_budget,
@@ -96,6 +98,7 @@ class AzureHost:
     def close(self) -> None:
         self.sender.close()
         self.status.close()
+        self.store.close()
 
     def client(self) -> SeamClient:
         return SeamClient(

@@ -186,7 +186,7 @@ class LocalFunctionsHost:
         checkpoints: BlobCheckpoints | None = None,
         timer_interval: float | None = None,
         max_batch_size: int = 512,
-        max_wait_time: float = 0.2,
+        max_wait_time: float | None = None,
         prefetch: int = 1024,
         owner_level: int | None = None,
         http_port: int | None = None,

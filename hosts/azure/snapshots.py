@@ -17,17 +17,17 @@ gone) and raise :class:`StaleSnapshotError`. A sealed log never accepts an appen
 because its length moved on.
 
 ``p<partition>/head`` names a generation of the chain; loads start there and follow
-forward records, so a head that lags (a crash after the seal, or a lost race for the
-head) costs one more read, never correctness. The head moves only by ``If-Match`` on the
-ETag its writer read, so it never moves backwards, and only its writer deletes the
-generations before the one it compacted. The first write of a partition creates the head
-with ``If-None-Match: *``: that create is the fence for a partition nothing was stored
-for.
+forward records, so a head that lags (it is moved in the background after a compaction;
+a crash or a lost race leaves it behind) costs one more read, never correctness. The head
+moves only by ``If-Match`` on the ETag its writer read, so it never moves backwards, and
+only its writer removes the generations before the one it compacted. The first write of
+a partition creates the head with ``If-None-Match: *``: that create is the fence for a
+partition nothing was stored for.
 
 ``mark_delivered`` sets metadata on the current log (which changes its ETag, not its
 length, so it fences nothing). The host keeps the last transport position it committed in
 the same metadata (:meth:`BlobSnapshotStore.set_position`); both are written by
-:meth:`BlobSnapshotStore.flush`, once per invocation.
+:meth:`BlobSnapshotStore.flush`, once per invocation, in the background.
 
 Warm loads re-read only the log's tail (one ranged GET); the base is immutable and
 cached.
@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from azure.core import MatchConditions
@@ -94,23 +95,30 @@ def _is_stale_write(exc: HttpResponseError) -> bool:
 
 @dataclass
 class _View:
-    """What this process knows about a partition's chain."""
+    """What this process knows about a partition's current generation."""
 
-    chain: list[str]  # generations from the head's to the current one
-    head_etag: str | None
+    generation: str
     base: bytes | None
     deltas: list[bytes]
     length: int  # of the current generation's log
     metadata: dict[str, str] = field(default_factory=dict)
-    behind: list[str] = field(default_factory=list)  # superseded, not yet removed
-
-    @property
-    def generation(self) -> str:
-        return self.chain[-1]
 
     @property
     def version(self) -> str:
         return f"{self.generation}:{self.length}"
+
+
+@dataclass
+class _Head:
+    """What this process knows about a partition's head (changed under the store's lock)."""
+
+    chain: list[str]  # generations from the head's to the newest known
+    etag: str | None  # of the head as last read or written here
+    behind: list[str] = field(default_factory=list)  # superseded, not removed yet
+
+    def extend(self, generation: str) -> None:
+        if generation not in self.chain:
+            self.chain.append(generation)
 
 
 class BlobSnapshotStore:
@@ -124,10 +132,14 @@ class BlobSnapshotStore:
         self.prefix = prefix
         self.dead_letters = BlobDeadLetters(container)
         self._views: dict[int, _View] = {}
+        self._heads: dict[int, _Head] = {}
         self._positions: dict[int, int] = {}
         self._delivered: dict[int, str] = {}
         self._dirty: set[int] = set()
         self._lock = threading.Lock()
+        # one thread: background writes land in the order they were made
+        self._background = ThreadPoolExecutor(1, thread_name_prefix="snapshots-bg")
+        self._io = ThreadPoolExecutor(4, thread_name_prefix="snapshots-io")
         self.calls = 0  # storage requests made, for the benchmark's accounting
 
     # -- names ---------------------------------------------------------------------------
@@ -176,7 +188,9 @@ class BlobSnapshotStore:
             etag = downloaded.properties.etag
         except ResourceNotFoundError:
             return None
-        view = _View([name], etag, None, [], 0)
+        with self._lock:
+            self._heads[partition] = _Head([name], etag)
+        view = _View(name, None, [], 0)
         self._read_base(partition, view)
         return self._refresh(partition, view)
 
@@ -190,8 +204,7 @@ class BlobSnapshotStore:
     def _refresh(self, partition: int, view: _View) -> _View:
         """Read the current log's tail and follow forward records; returns a new view."""
         view = _View(
-            list(view.chain), view.head_etag, view.base, list(view.deltas), view.length,
-            dict(view.metadata), list(view.behind),
+            view.generation, view.base, list(view.deltas), view.length, dict(view.metadata)
         )
         while True:
             log = self._blob(partition, f"{view.generation}.log")
@@ -216,7 +229,11 @@ class BlobSnapshotStore:
             view.length += len(data)
             if forward is None:
                 return view
-            view.chain.append(forward)
+            with self._lock:
+                head = self._heads.get(partition)
+                if head is not None:
+                    head.extend(forward)
+            view.generation = forward
             view.deltas, view.length, view.metadata = [], 0, {}
             self._read_base(partition, view)
 
@@ -267,8 +284,8 @@ class BlobSnapshotStore:
                 raise self._stale(partition, expected, exc.reason or str(exc)) from None
             raise
         new = _View(
-            view.chain, view.head_etag, view.base, [*view.deltas, delta],
-            view.length + len(record), view.metadata, view.behind,
+            view.generation, view.base, [*view.deltas, delta], view.length + len(record),
+            view.metadata,
         )
         with self._lock:
             self._views[partition] = new
@@ -286,30 +303,33 @@ class BlobSnapshotStore:
             log.append_block(frame(FORWARD, generation.encode()), appendpos_condition=view.length)
         except HttpResponseError as exc:
             if _is_stale_write(exc):
-                self._remove_generation(partition, generation)
+                self._background.submit(self._remove_generation, partition, generation)
                 raise self._stale(partition, expected, exc.reason or str(exc)) from None
             raise
-        new = _View([generation], None, base, [], 0, behind=[view.generation])
-        new.head_etag = self._move_head(partition, view, generation)
-        if new.head_etag is None:
-            new.chain, new.behind = [*view.chain, generation], view.behind
+        new = _View(generation, base, [], 0)
         with self._lock:
             self._views[partition] = new
+            head = self._heads.get(partition)
+            if head is not None:
+                head.extend(generation)
+        self._background.submit(self._housekeep, partition)
         return new.version
 
     def _start_generation(self, partition: int, generation: str, base: bytes | None) -> None:
+        """The new generation's base and empty log, written in parallel."""
+        with self._lock:
+            position = self._positions.get(partition)
+        log = self._blob(partition, f"{generation}.log")
+        metadata = {} if position is None else {"position": str(position)}
+        self.calls += 1 if base is None else 2
+        creating = self._io.submit(
+            log.create_append_blob, metadata=metadata, match_condition=MatchConditions.IfMissing
+        )
         if base is not None:
-            self.calls += 1
             self._blob(partition, f"{generation}.base").upload_blob(
                 base, match_condition=MatchConditions.IfMissing
             )
-        with self._lock:
-            position = self._positions.get(partition)
-        self.calls += 1
-        self._blob(partition, f"{generation}.log").create_append_blob(
-            metadata={} if position is None else {"position": str(position)},
-            match_condition=MatchConditions.IfMissing,
-        )
+        creating.result()
 
     def _remove_generation(self, partition: int, generation: str) -> None:
         prefix = self._path(partition, generation + ".")
@@ -317,28 +337,57 @@ class BlobSnapshotStore:
             with contextlib.suppress(ResourceNotFoundError):
                 self.container.delete_blob(blob.name)
 
-    def _move_head(self, partition: int, old: _View, generation: str) -> str | None:
-        """Point the head at ``generation`` unless someone moved it since ``old`` was
-        loaded; then delete the generations before the compacted one (the compacted one
-        is kept until the next compaction, so that loads under way rarely restart). The
-        head's new ETag, or None if it was left alone."""
-        if old.head_etag is None:
-            return None
-        try:
-            self.calls += 1
-            reply = self._blob(partition, "head").upload_blob(
-                generation.encode(), overwrite=True, etag=old.head_etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            return None
-        except HttpResponseError as exc:
-            if exc.status_code == 412:
-                return None
-            raise
-        for previous in [*old.behind, *old.chain[:-1]]:
-            self._remove_generation(partition, previous)
-        return str(reply["etag"])
+    def _housekeep(self, partition: int) -> None:
+        """In the background: point the head at the newest generation, unless someone
+        moved it since this process read it, then remove the generations before the one
+        compacted last (that one is kept until the next time, so that loads under way
+        rarely restart). Nothing depends on it for correctness: loads follow forwards."""
+        for _ in range(2):
+            with self._lock:
+                head = self._heads.get(partition)
+                if head is None or len(head.chain) < 2:
+                    return
+                chain, etag = list(head.chain), head.etag
+            if etag is not None:
+                try:
+                    self.calls += 1
+                    reply = self._blob(partition, "head").upload_blob(
+                        chain[-1].encode(), overwrite=True, etag=etag,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                except (ResourceModifiedError, ResourceNotFoundError):
+                    pass
+                except HttpResponseError as exc:
+                    if exc.status_code != 412:
+                        raise
+                else:
+                    with self._lock:
+                        removable = [*head.behind, *chain[:-2]]
+                        head.chain = head.chain[len(chain) - 1 :]
+                        head.etag = str(reply["etag"])
+                        head.behind = [chain[-2]]
+                    for previous in removable:
+                        self._remove_generation(partition, previous)
+                    return
+            # someone else moved the head: go on from where it points now, if known here
+            try:
+                downloaded = self._blob(partition, "head").download_blob()
+                name, etag = downloaded.readall().decode(), downloaded.properties.etag
+            except ResourceNotFoundError:
+                return
+            with self._lock:
+                if name not in head.chain:
+                    return
+                head.chain = head.chain[head.chain.index(name) :]
+                head.etag = etag
+
+    def drain(self) -> None:
+        """Wait for the background work submitted so far (head moves, removals, marks)."""
+        self._background.submit(lambda: None).result()
+
+    def close(self) -> None:
+        self._background.shutdown(wait=True)
+        self._io.shutdown(wait=True)
 
     def _create(self, partition: int, base: bytes | None, delta: bytes | None) -> str:
         """The first write of a partition; the head's conditional create is the fence."""
@@ -357,11 +406,12 @@ class BlobSnapshotStore:
                 generation.encode(), match_condition=MatchConditions.IfMissing
             )
         except ResourceExistsError:
-            self._remove_generation(partition, generation)
+            self._background.submit(self._remove_generation, partition, generation)
             raise self._stale(partition, None, "the partition was created meanwhile") from None
-        view = _View([generation], str(reply["etag"]), base, deltas, length)
+        view = _View(generation, base, deltas, length)
         with self._lock:
             self._views[partition] = view
+            self._heads[partition] = _Head([generation], str(reply["etag"]))
         return view.version
 
     # -- delivery marks and positions ----------------------------------------------------
@@ -387,6 +437,9 @@ class BlobSnapshotStore:
             return self._positions.get(partition)
 
     def flush(self, partition: int) -> None:
+        """Write the delivery mark and position in the background (in order per store; a
+        crash before they land only makes the next invocation resend an outbox, which
+        receivers drop, or re-read events it then skips)."""
         with self._lock:
             if partition not in self._dirty:
                 return
@@ -399,14 +452,15 @@ class BlobSnapshotStore:
                 metadata["position"] = str(self._positions[partition])
         if view is None:
             return
+        view.metadata = metadata
+        self._background.submit(self._write_metadata, partition, view.generation, metadata)
+
+    def _write_metadata(self, partition: int, generation: str, metadata: dict[str, str]) -> None:
         try:
             self.calls += 1
-            self._blob(partition, f"{view.generation}.log").set_blob_metadata(metadata)
+            self._blob(partition, f"{generation}.log").set_blob_metadata(metadata)
         except ResourceNotFoundError:
             pass  # compacted and removed meanwhile: the newer generation carries its own
-        with self._lock:
-            if self._views.get(partition) is view:
-                view.metadata = metadata
 
     def dead_letter(self, partition: int, data: bytes, reason: str) -> None:
         self.dead_letters.put(str(partition), data, reason)

@@ -5,11 +5,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from hosts.azure.settings import AzureSettings
 from tests.azure.servers import Azurite, azurite, azurite_binary
 from tests.standins.eventhubs import StandIn, start_standin
 
 # hubs for the session; a test that needs empty hubs takes the next unused set
-HUBS = {f"{kind}{n}": count for n in range(12) for kind, count in (("p", 4), ("in", 2))}
+HUB_SETS = 40
+HUBS = {f"{kind}{n}": count for n in range(HUB_SETS) for kind, count in (("p", 4), ("in", 2))}
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +44,7 @@ def standin() -> Iterator[StandIn]:
         server.stop()
 
 
-_next_hubs = iter(range(12))
+_next_hubs = iter(range(HUB_SETS))
 
 
 @pytest.fixture
@@ -50,3 +52,20 @@ def hubs() -> tuple[str, str]:
     """A partition hub (4 partitions) and an ingress hub (2) that no other test used."""
     n = next(_next_hubs)
     return f"p{n}", f"in{n}"
+
+
+@pytest.fixture
+def settings(
+    azurite_server: Azurite, standin: StandIn, hubs: tuple[str, str], container_name: str
+) -> AzureSettings:
+    """Settings for a 4-partition app on fresh hubs and a fresh container."""
+    partition_hub, ingress_hub = hubs
+    return AzureSettings(
+        4,
+        storage_connection=azurite_server.connection_string,
+        eventhubs_connection=standin.connection_string(partition_hub),
+        partition_hub=partition_hub,
+        ingress_hub=ingress_hub,
+        container=container_name,
+        api_key="test-key",
+    )

@@ -30,7 +30,7 @@ def test_sends_to_partitions_in_order_splitting_by_bytes(
 ) -> None:
     hub = hubs[0]
     settings = AzureSettings(4, eventhubs_connection=standin.connection_string(hub))
-    sender = EventHubSender(settings.producer(hub), ClaimChecks(container))
+    sender = EventHubSender(lambda: settings.producer(hub), ClaimChecks(container))
     try:
         big = b"x" * 400_000  # three of these do not fit one 1 MB batch
         messages = [Outgoing(n % 3, b"%d:" % n + big, f"m{n}") for n in range(9)]
@@ -52,7 +52,7 @@ def test_oversized_messages_travel_as_claim_checks(
     hub = hubs[0]
     settings = AzureSettings(4, eventhubs_connection=standin.connection_string(hub))
     claims = ClaimChecks(container)
-    sender = EventHubSender(settings.producer(hub), claims)
+    sender = EventHubSender(lambda: settings.producer(hub), claims)
     try:
         huge = b"y" * 1_500_000
         sender.send([Outgoing(2, b"before", "a"), Outgoing(2, huge, "b"),

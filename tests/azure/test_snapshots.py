@@ -128,6 +128,8 @@ def test_racing_writers_exactly_one_wins(container: ContainerClient, kind: str) 
     else:
         assert (loaded.base, loaded.deltas) == (winner, ())
     # nothing the losers created is left behind
+    for store in stores:
+        store.drain()
     names = [b.name for b in container.list_blobs(name_starts_with="snapshots/")]
     assert len([n for n in names if n.endswith(".log")]) == (2 if kind == "compact" else 1)
 
@@ -140,6 +142,7 @@ def test_lagging_head_is_followed(container: ContainerClient) -> None:
     old_head = head.download_blob().readall()
     v2 = a.compact(0, b"b2", v1)
     v3 = a.append(0, b"d", v2)
+    a.drain()
     head.upload_blob(old_head, overwrite=True)  # as if the head move never happened
     assert fresh(container).load(0) == Stored(b"b2", (b"d",), v3, None)
 
@@ -149,6 +152,7 @@ def test_old_generations_are_removed(container: ContainerClient) -> None:
     version = store.compact(0, b"b0", None)
     for i in range(1, 5):
         version = store.compact(0, b"b%d" % i, store.append(0, b"d", version))
+    store.drain()
     logs = [b.name for b in container.list_blobs(name_starts_with="snapshots/") if ".log" in b.name]
     assert len(logs) == 2  # the current generation and the one it compacted
 
@@ -169,6 +173,7 @@ def test_delivered_and_position_survive_a_restart(container: ContainerClient) ->
     store.mark_delivered(0, v1)
     store.set_position(0, 41)
     store.flush(0)
+    store.drain()
     other = fresh(container)
     assert other.load(0).delivered == v1
     assert other.position(0) == 41
