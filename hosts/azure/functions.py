@@ -60,14 +60,14 @@ class HostHolder:
     def asgi(self) -> Any:
         """The HTTP API as an ASGI application wrapped for Functions (None if the HTTP API
         package is not available)."""
+        host = self.get()
         with self._lock:
             if self._asgi is None:
-                self._asgi = _http_api(self)
+                self._asgi = _http_api(host)
             return self._asgi
 
 
-def _http_api(holder: HostHolder) -> Any:
-    host = holder.get()
+def _http_api(host: AzureHost) -> Any:
     try:
         from hosts.http import create_app  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
@@ -145,7 +145,7 @@ def placeholder_http(host: AzureHost, req: func.HttpRequest) -> func.HttpRespons
         if record is None:
             return _json({"error": f"no instance {parts[2]!r}"}, 404)
         status = to_instance_status(host.schema, record)
-        return _json({"instance_id": record.instance_id, "name": record.name,
+        return _json({"id": record.instance_id, "name": record.name,
                       "status": status.status, "result": record.result,
                       "error": record.error})
     if req.method == "POST" and parts[:2] == ["api", "orchestrations"] and len(parts) == 3:
@@ -157,8 +157,8 @@ def placeholder_http(host: AzureHost, req: func.HttpRequest) -> func.HttpRespons
         except ValueError as exc:
             return _json({"error": f"invalid input: {exc}"}, 400)
         assert isinstance(op, Orchestration)
-        iid = host.client().start(op, req.headers.get("x-instance-id"))
-        return _json({"instance_id": iid}, 202)
+        iid = host.client().start(op, req.params.get("id") or req.headers.get("x-instance-id"))
+        return _json({"id": iid, "name": parts[2]}, 202)
     if req.method == "GET" and parts == ["api", "partitions"]:
         return _json([asdict(h) for h in host.status.health()])
     return _json({"error": f"no route {req.method} {path}"}, 404)

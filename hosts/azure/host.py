@@ -141,10 +141,23 @@ class AzureHost:
                     report.stale += 1
                     log.info("partition %d: lost a commit race; handling the batch again",
                              partition)
+                except Exception:
+                    # The Functions host checkpoints a failed batch too, and nothing may
+                    # arrive for this partition for a while: ring it, so that the next
+                    # invocation soon reads the range this one did not commit.
+                    self._ring_after_failure(partition)
+                    raise
             report.gave_up = True
+            self._ring_after_failure(partition)
             log.warning("partition %d: lost %d commit races in a row; the batch is left to "
                         "the partition's owner", partition, report.stale)
             return report
+
+    def _ring_after_failure(self, partition: int) -> None:
+        try:
+            self.sender.wake([partition])
+        except Exception:
+            log.exception("partition %d: could not ring itself after a failure", partition)
 
     def _run(
         self, worker: PartitionWorker, events: Sequence[func.EventHubEvent], report: BatchReport

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -305,7 +306,8 @@ def _bridge(user: Callable[..., Any]) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             request = func.HttpRequest(
                 method=self.command, url=f"http://{LOOPBACK}{self.path}",
-                headers=dict(self.headers.items()), body=body,
+                headers=dict(self.headers.items()),
+                params=dict(parse_qsl(urlsplit(self.path).query)), body=body,
             )
             result = user(req=request, context=None)
             if inspect.isawaitable(result):
