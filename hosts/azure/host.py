@@ -165,10 +165,12 @@ class AzureHost:
         partition = worker.index
         started = self.clock()
         worker.partition()  # loaded (or warm): the store now knows the committed position
-        position = self.store.position(partition)
+        known = self.store.position(partition)
+        # nothing known (no commit yet, or its mark was lost): from the start of the stream
+        position = -1 if known is None else known
         numbers = [e.sequence_number for e in events if e.sequence_number is not None]
         batch: list[Inbound] = []
-        if numbers and position is not None and min(numbers) > position + 1:
+        if numbers and min(numbers) > position + 1:
             missing = read_range(
                 self.settings, self.settings.partition_hub, partition, position + 1,
                 min(numbers) - 1,
@@ -179,7 +181,7 @@ class AzureHost:
             batch.extend(self._inbound_data(e) for e in missing if event_bytes(e) != WAKE)
         for event in events:
             number = event.sequence_number
-            if position is not None and number is not None and number <= position:
+            if number is not None and number <= position:
                 report.skipped += 1
                 continue
             body = event.get_body()
