@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import difflib
 import importlib
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -173,7 +174,15 @@ def _article(word: str) -> str:
 
 
 def build_orchestration(info: OperationInfo, text: str) -> Orchestration[Any]:
-    """The orchestration object that the JSON object ``text`` describes."""
+    """The orchestration object that the JSON object ``text`` describes (``@FILE``: the
+    file's contents; ``-``: standard input)."""
+    if text == "-":
+        text = sys.stdin.read()
+    elif text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"--input {text}: cannot read the file ({exc.strerror})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -317,7 +326,7 @@ def _app_logging(emulator: Emulator, stream: TextIO | None, progress: Progress) 
             lg.propagate = propagate
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class InstanceRow:
     """A top-level orchestration instance (started by the application or a client)."""
 
@@ -326,6 +335,7 @@ class InstanceRow:
     status: str
     result: Any = None
     error: dict[str, Any] | None = None
+    waits: list[str] | None = None
 
 
 def _natural(text: str) -> list[Any]:
@@ -386,6 +396,9 @@ def print_summary(
     emulator: Emulator, out: TextIO, list_unhandled: bool, interrupted: bool = False
 ) -> list[InstanceRow]:
     rows = top_level_instances(emulator)
+    for row in rows:
+        if row.status == "running":
+            row.waits = emulator.describe(row.instance_id)
     out.write("\n== summary" + (" (interrupted)" if interrupted else "") + " ==\n")
     if rows:
         id_width = max(len(row.instance_id) for row in rows)
@@ -395,6 +408,8 @@ def print_summary(
                 detail = _shorten(json.dumps(row.result, ensure_ascii=False))
             elif row.error is not None:
                 detail = _wire_error_text(row.error)
+            elif row.waits:
+                detail = "waits for " + "; ".join(row.waits)
             else:
                 detail = ""
             line = f"{row.instance_id:<{id_width}}  {row.name:<{name_width}}  {row.status:<10}"
@@ -455,6 +470,10 @@ def _finish_run(
     for row in rows:
         if row.status in ("failed", "terminated"):
             print(f"{row.name} {row.status}: {_wire_error_text(row.error)}", file=sys.stderr)
+            status = FAILED
+        elif row.status in ("running", "pending") and not interrupted:
+            waits = "; ".join(row.waits or []) or "nothing it can name"
+            print(f"{row.name} ({row.instance_id}) is stuck: waits for {waits}", file=sys.stderr)
             status = FAILED
     if emulator.unhandled:
         print(
@@ -703,6 +722,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Run Reactive Machine applications on the in-process emulator.",
     )
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {importlib.metadata.version('reactive-machine')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     target = argparse.ArgumentParser(add_help=False)
@@ -760,7 +781,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     start.add_argument("name", metavar="NAME", help="the orchestration class name")
     start.add_argument(
-        "--input", default="{}", metavar="JSON", help="its fields as a JSON object (default: {})"
+        "--input", default="{}", metavar="JSON",
+        help="its fields as a JSON object, @FILE to read it from a file, - from stdin "
+        "(default: {})"
     )
     start.add_argument("--id", metavar="INSTANCE_ID", help="the instance id (default: random)")
     start.add_argument(
@@ -797,6 +820,9 @@ def build_parser() -> argparse.ArgumentParser:
         "list", parents=[target], help="list the application's operations by kind"
     )
     listing.set_defaults(handler=cmd_list)
+    from hosts.ops_cli import add_ops_commands  # serve and the instance commands
+
+    add_ops_commands(commands)
     return parser
 
 

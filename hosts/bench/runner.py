@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,19 +19,21 @@ from typing import Any, Protocol
 import pydantic
 
 from hosts.bench import workloads as w
+from hosts.bench.brokers import BrokerHost
 from hosts.emulator.host import Emulator
 from hosts.local import LocalHost
 from reactive.client import Client
 from reactive.core.partition import Partition
 
-HOSTS = ("emulator", "local", "folder")
+HOSTS = ("emulator", "local", "folder", "fifo", "eventhubs")
 WORKLOADS = (
     "hello-sequence", "hello-sequence5", "fan-out", "counter", "bank", "latency",
-    "replay", "snapshot-size",
+    "replay", "snapshot-size", "big-partition",
 )
 DEFAULT_N = {
     "hello-sequence": 2000, "hello-sequence5": 2000, "fan-out": 1000, "counter": 5000,
     "bank": 1000, "latency": 50, "replay": 1000, "snapshot-size": 4000,
+    "big-partition": 100_000,
 }
 
 
@@ -79,8 +81,16 @@ def _host(kind: str, partitions: int) -> Iterator[Host]:
                 yield host
             finally:
                 host.close()
+    elif kind in ("fifo", "eventhubs"):
+        yield BrokerHost(w.app, kind, partitions)
     else:
         raise ValueError(f"unknown host {kind!r}; choose from {', '.join(HOSTS)}")
+
+
+def _batch(host: Host) -> AbstractContextManager[None]:
+    """Submit a workload's requests as one batch where the host can (one durable write)."""
+    batch = getattr(host, "batch", None)
+    return batch() if batch is not None else nullcontext()
 
 
 class _Clock:
@@ -109,7 +119,8 @@ def hello(host: Host, kind: str, partitions: int, n: int, length: int) -> Result
     client = host.client()
     expected = w.expected_sequence(length)
     clock = _Clock()
-    ids = [client.start(w.HelloSequence(length=length)) for _ in range(n)]
+    with _batch(host):
+        ids = [client.start(w.HelloSequence(length=length)) for _ in range(n)]
     host.run()
     errors = 0
     for iid in ids:
@@ -148,10 +159,11 @@ def bank(host: Host, kind: str, partitions: int, n: int, accounts: int = 100) ->
     host.run()
     clock = _Clock()
     ids = []
-    for _ in range(n):
-        source, target = rng.randrange(accounts), rng.randrange(accounts)
-        amount = rng.randint(1, 300)
-        ids.append(client.start(w.Transfer(source=source, target=target, amount=amount)))
+    with _batch(host):
+        for _ in range(n):
+            source, target = rng.randrange(accounts), rng.randrange(accounts)
+            amount = rng.randint(1, 300)
+            ids.append(client.start(w.Transfer(source=source, target=target, amount=amount)))
     host.run()
     result = _timed("bank", kind, partitions, n, clock, 0, accounts=accounts)
     balances = [client.perform(w.Balance(account=a)) for a in range(accounts)]
@@ -228,12 +240,51 @@ def snapshot_size(kind: str, partitions: int, n: int) -> Result:
     return result
 
 
+def big_partition(kind: str, n: int, probes: int = 200) -> Result:
+    """One partition holding 1,000 ... ``n`` keyed states; after each size, ``probes``
+    requests each update one state and commit alone: bytes written and CPU per commit
+    must stay flat as the partition grows (a commit writes what changed)."""
+    if kind not in ("local", "folder"):
+        raise ValueError("big-partition measures commits: run it on --hosts local,folder")
+    sizes = sorted({s for s in (1_000, 10_000, 100_000) if s < n} | {n})
+    per_size: dict[str, dict[str, float]] = {}
+    clock = _Clock()
+    with _host(kind, 1) as host:
+        assert isinstance(host, LocalHost)
+        client = host.client()
+        created = 0
+        for size in sizes:
+            with host.batch():
+                for key in range(created, size):
+                    client.fork(w.Increment(counter=key))
+            created = size
+            host.run()
+            worker = host.workers[0]
+            written = cpu = 0.0
+            for probe in range(probes):
+                client.fork(w.Increment(counter=probe * 7 % size))
+                started = time.process_time()
+                outcome = host.invoke(0, worker=worker)
+                cpu += time.process_time() - started
+                written += outcome.commit_bytes
+            per_size[str(size)] = {
+                "bytes_per_commit": round(written / probes),
+                "cpu_ms_per_commit": round(1000 * cpu / probes, 3),
+            }
+        errors = int(client.perform(w.CounterValue(counter=0)) < 1)
+    result = _timed("big-partition", kind, 1, created, clock, errors)
+    result.detail = {"per_commit": per_size}
+    return result
+
+
 def run_workload(name: str, kind: str, partitions: int, n: int | None) -> Result:
     count = n if n is not None else DEFAULT_N[name]
     if name == "replay":
         return replay(kind, count)
     if name == "snapshot-size":
         return snapshot_size(kind, partitions, count)
+    if name == "big-partition":
+        return big_partition(kind, count)
     with _host(kind, partitions) as host:
         if name == "hello-sequence":
             return hello(host, kind, partitions, count, 3)
@@ -282,6 +333,8 @@ def run_all(
                 once = name in ("replay", "snapshot-size")
                 if once and (kind != hosts[0] or parts != partitions[0]):
                     continue  # host-independent: measured once
+                if name == "big-partition" and (kind == "emulator" or parts != partitions[0]):
+                    continue  # measures commits, on one partition: local hosts only
                 progress(f"running {name} on {kind} with {parts} partitions ...")
                 result = run_workload(name, kind, parts, n)
                 progress(f"  {result.throughput:,.0f}/s in {result.seconds:.2f} s, "

@@ -21,6 +21,7 @@ from typing import Any
 from hosts.emulator.options import Clock, Faults
 from reactive import App
 from reactive.core.messages import Tick
+from reactive.core.waits import describe_waits
 from reactive.hosting import (
     ActivityTask,
     Effects,
@@ -222,6 +223,11 @@ class Emulator:
             execute_activity(self.schema, task, lambda level, text: None)
 
     # -- inspection ------------------------------------------------------------------------
+
+    def describe(self, instance_id: str) -> list[str] | None:
+        """What a live instance waits for (None if it is not live)."""
+        owner = self.schema.instance_owner(instance_id, self.count)
+        return describe_waits(self.parts[owner], instance_id)
 
     def app_lines(self) -> list[str]:
         return [text for _, _, text in self.logs]

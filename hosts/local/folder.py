@@ -21,7 +21,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -87,10 +87,12 @@ class FolderState:
         *,
         driver: bool = True,
         fsync: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """Open (or create) the folder. ``partitions=None`` adopts the folder's count.
         ``driver`` takes the folder's exclusive lock (a second driver gets FolderError)."""
         self.folder = Path(folder)
+        self.clock = clock  # stamps input records and dead letters
         if self.folder.exists() and not self.folder.is_dir():
             raise FolderError(f"state folder {self.folder} is a file, not a folder")
         if any(self.folder.glob("inbox-*.log")) and not (self.folder / "state.db").exists():
@@ -208,7 +210,7 @@ class FolderState:
     # -- input logs and the sender ------------------------------------------------------------
 
     def send(self, messages: Sequence[Outgoing]) -> None:
-        now = time.time()
+        now = self.clock()
         with self._write() as db:
             db.executemany(
                 "INSERT INTO inbox (partition, time, data) VALUES (?, ?, ?)",
@@ -219,7 +221,7 @@ class FolderState:
         """Put any bytes into a partition's input (for poison tests and tools)."""
         with self._write() as db:
             db.execute("INSERT INTO inbox (partition, time, data) VALUES (?, ?, ?)",
-                       (partition, time.time(), data))
+                       (partition, self.clock(), data))
 
     def read(self, partition: int, limit: int) -> list[Inbound]:
         rows = self._read(
@@ -300,7 +302,7 @@ class FolderState:
     def dead_letter(self, partition: int, data: bytes, reason: str) -> None:
         with self._write() as db:
             db.execute("INSERT INTO dead_letters (partition, time, reason, data) "
-                       "VALUES (?, ?, ?, ?)", (partition, time.time(), reason, data))
+                       "VALUES (?, ?, ?, ?)", (partition, self.clock(), reason, data))
 
     def dead_letters(self) -> list[tuple[int, str, bytes]]:
         rows = self._read("SELECT partition, reason, data FROM dead_letters ORDER BY id")

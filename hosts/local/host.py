@@ -19,6 +19,7 @@ from typing import Protocol
 from hosts.local.folder import FolderState
 from reactive import App
 from reactive.core.partition import Partition
+from reactive.core.waits import describe_waits
 from reactive.hosting.client import SeamClient
 from reactive.hosting.memory import MemoryLogs, MemoryStatusStore, MemoryStore
 from reactive.hosting.seams import Inbound, Outgoing, SnapshotStore, StatusStore
@@ -75,7 +76,8 @@ class LocalHost:
             self.inbox = MemoryLogs(count, self.clock)
             self.store, self.status = MemoryStore(), MemoryStatusStore()
         else:
-            self.folder = FolderState(state_dir, app.name, partitions, fsync=fsync)
+            self.folder = FolderState(state_dir, app.name, partitions, fsync=fsync,
+                                      clock=self.clock)
             count = self.folder.partitions
             self.inbox = self.store = self.status = self.folder
         self.count = count
@@ -137,8 +139,30 @@ class LocalHost:
         self.duplicates_dropped += outcome.duplicates
         return outcome
 
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """Group the client requests made in the block into one durable write (in a state
+        folder: one transaction, one fsync), as a client submitting a batch would."""
+        return self._group()
+
     def _group(self) -> contextlib.AbstractContextManager[None]:
         return self.folder.group() if self.folder is not None else contextlib.nullcontext()
+
+    def now(self) -> float:
+        return self.clock()
+
+    def next_due(self) -> float | None:
+        """The earliest due timer over the partitions (as last invoked)."""
+        dues = [d for d in (w.next_due() for w in self.workers) if d is not None]
+        return min(dues) if dues else None
+
+    def step(self) -> bool:
+        """One invocation of a partition with input (the emulator's single step, in this
+        host's grain); False if no partition has input."""
+        ready = [p for p in range(self.count) if self.inbox.backlog(p)]
+        if not ready:
+            return False
+        self.invoke(ready[self._rng.randrange(len(ready))])
+        return True
 
     def idle(self) -> bool:
         return not any(self.inbox.backlog(p) for p in range(self.count))
@@ -218,6 +242,11 @@ class LocalHost:
     def parts(self) -> list[Partition]:
         """The live partitions (loading any that are not warm)."""
         return [w.partition() for w in self.workers]
+
+    def describe(self, instance_id: str) -> list[str] | None:
+        """What a live instance waits for (None if it is not live)."""
+        owner = self.schema.instance_owner(instance_id, self.count)
+        return describe_waits(self.workers[owner].partition(), instance_id)
 
     def app_lines(self) -> list[str]:
         return [text for _, _, text in self.logs]

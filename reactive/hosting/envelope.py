@@ -10,6 +10,8 @@ poison: :func:`parse` names what is wrong in one line, and the worker dead-lette
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +91,35 @@ def decode_message(env: Envelope, schema: Schema, index: int) -> Message:
             ValueError) as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PoisonError(text) from None
+    _check_types(msg)
     if msg.dest != index:
         raise PoisonError(f"addressed to partition {msg.dest}")
     return msg
+
+
+_SIMPLE: dict[str, type | tuple[type, ...]] = {
+    "int": int, "str": str, "bool": bool, "float": (int, float), "str | None": (str, type(None)),
+}
+
+
+@functools.cache
+def _simple_fields(cls: type) -> tuple[tuple[str, str, type | tuple[type, ...]], ...]:
+    return tuple(
+        (f.name, str(f.type), _SIMPLE[str(f.type)])
+        for f in dataclasses.fields(cls) if str(f.type) in _SIMPLE
+    )
+
+
+def _check_types(msg: Message) -> None:
+    """Fields declared as plain ints, strings, bools or floats must hold one: a message
+    from the wire is data, and a wrong type would fail deep inside the partition."""
+    for name, declared, expected in _simple_fields(type(msg)):  # type: ignore[arg-type]
+        value = getattr(msg, name)
+        if isinstance(value, bool) and expected is not bool:
+            ok = False
+        else:
+            ok = isinstance(value, expected)
+        if not ok:
+            raise PoisonError(
+                f"{type(msg).__name__}.{name} must be {declared}, got {type(value).__name__}"
+            )

@@ -120,7 +120,7 @@ class PartitionHealth:
     next_due: float | None = None
     snapshot_bytes: int = 0
     dead_letters: int = 0
-    live_instances: int = 0
+    live_runs: int = 0  # orchestrations and initializers in memory
 
 
 @dataclass(frozen=True, slots=True)

@@ -431,7 +431,7 @@ class PartitionWorker:
             self.index, warm.version or "", now, warm.part.next_due(),
             warm.base_bytes + warm.delta_bytes,
             sum(1 for entry in host.output if entry[0] == "dead"),
-            sum(1 for run in warm.part.runs.values() if run.reply is None and run.init is None),
+            len(warm.part.runs),
         )
         self.status.publish(records, health)
         if hook is not None:

@@ -20,7 +20,8 @@ SMALL = {"hello-sequence": 40, "hello-sequence5": 20, "fan-out": 50, "counter": 
 
 @pytest.mark.parametrize("host", runner.HOSTS)
 @pytest.mark.parametrize("workload", [w for w in runner.WORKLOADS
-                                      if w not in ("replay", "snapshot-size")])
+                                      if w not in ("replay", "snapshot-size",
+                                                   "big-partition")])
 def test_every_workload_verifies_its_results(host: str, workload: str) -> None:
     result = runner.run_workload(workload, host, 3, SMALL[workload])
     assert result.errors == 0
@@ -29,6 +30,16 @@ def test_every_workload_verifies_its_results(host: str, workload: str) -> None:
     if workload == "latency":
         assert result.p50_ms is not None and result.p99_ms is not None
         assert result.p50_ms <= result.p99_ms
+
+
+@pytest.mark.parametrize("host", ["local", "folder"])
+def test_big_partition_reports_flat_commits(host: str) -> None:
+    result = runner.run_workload("big-partition", host, 1, 2_000)
+    assert result.errors == 0
+    per_commit = result.detail["per_commit"]
+    assert set(per_commit) == {"1000", "2000"}
+    small, big = per_commit["1000"], per_commit["2000"]
+    assert big["bytes_per_commit"] < 1.5 * small["bytes_per_commit"]
 
 
 def test_a_wrong_result_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -116,10 +116,13 @@ def test_run_reports_failures_unhandled_errors_and_unfinished_instances() -> Non
         "QuotaExceeded: 500 is over the quota of 100",
     ]
     assert summary_row(out, "startup-1-Background")[2:] == ["completed", "null"]
-    assert summary_row(out, "startup-2-Approval") == ["startup-2-Approval", "Approval", "running"]
+    assert summary_row(out, "startup-2-Approval") == [
+        "startup-2-Approval", "Approval", "running", "waits for event 'approved'"
+    ]
     assert "1 unhandled error" in out.split("== summary ==")[1]
     assert proc.stderr.splitlines() == [
         "Billing failed: QuotaExceeded: 500 is over the quota of 100",
+        "Approval (startup-2-Approval) is stuck: waits for event 'approved'",
         "1 unhandled error during the run",
     ]
 

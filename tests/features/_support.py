@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 from hosts.emulator import Emulator, Faults
+from hosts.local import LocalHost, VirtualClock
 from reactive import Affinity, App
 from reactive.core.partition import Partition
 
 T = TypeVar("T")
 
 FAULT_SEEDS = (1, 2, 3)
+# hosts every scenario also runs on: the local host's workers in memory and in a folder
+OTHER_HOSTS = tuple(h for h in os.environ.get("REACTIVE_FEATURE_HOSTS", "local,folder").split(",")
+                    if h)
+
+
+@contextlib.contextmanager
+def local_host(kind: str, app: App, partitions: int, seed: int) -> Iterator[LocalHost]:
+    """A LocalHost on a virtual clock, in memory (``local``) or in a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="reactive-feature-") as folder:
+        host = LocalHost(app, partitions=partitions, seed=seed, clock=VirtualClock(),
+                         state_dir=Path(folder) if kind == "folder" else None, fsync=False)
+        try:
+            yield host
+        finally:
+            host.close()
 
 
 def faults(seed: int) -> Faults:
@@ -26,10 +46,19 @@ def fault_free_and_faulty(
     partitions: int = 4,
     seed: int = 0,
     fault_seeds: tuple[int, ...] = FAULT_SEEDS,
+    same_on_every_host: bool = True,
 ) -> T:
     """Run ``scenario`` on a fault-free emulator, then under faults with each seed; every
-    faulty run must return exactly the fault-free result, which is returned."""
+    faulty run must return exactly the fault-free result, which is returned. The scenario
+    also runs on the local host's workers (in memory and in a folder), with the same
+    result unless ``same_on_every_host`` is false (a result made of timestamps: the
+    emulator's virtual clock ticks a millisecond per delivery, the local host's does not)."""
     expected = scenario(Emulator(app, partitions=partitions, seed=seed))
+    for kind in OTHER_HOSTS:  # the same scenario through the partition workers
+        with local_host(kind, app, partitions, seed) as host:
+            got = scenario(host)  # type: ignore[arg-type]
+        if same_on_every_host:
+            assert got == expected, f"{kind} host: {got!r} != emulator {expected!r}"
     restores = 0
     for fault_seed in fault_seeds:
         em = Emulator(app, partitions=partitions, seed=seed, faults=faults(fault_seed))

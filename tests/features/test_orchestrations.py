@@ -439,7 +439,7 @@ def test_schedule_runs_each_operation_after_its_delay() -> None:
         finished_at = client.perform(ScheduleEverything(box="s1"))
         return client.perform(Contents(box="s1")), finished_at, started
 
-    contents, finished_at, started = fault_free_and_faulty(app, scenario)
+    contents, finished_at, started = fault_free_and_faulty(app, scenario, same_on_every_host=False)
     assert isinstance(contents, dict)
     assert sorted(contents["items"]) == ["orchestration", "update"]
     assert contents["noted"] == ["event"]

@@ -1,4 +1,4 @@
-"""Reports how many random schedules the host-loop sweep ran."""
+"""Reports how many random schedules the worker sweep ran, per transport."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import pytest
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     from .test_schedules import RAN
 
-    if RAN["schedules"]:
-        terminalreporter.write_line(
-            f"hostloop: {RAN['schedules']:,} random schedules ran, {RAN['failed']:,} failed"
-        )
+    for kind in ("fifo", "eventhubs", "folder"):
+        if RAN[kind]:
+            terminalreporter.write_line(
+                f"hostloop: {RAN[kind]:,} random schedules on {kind}, "
+                f"{RAN[kind + ' failed']:,} failed"
+            )

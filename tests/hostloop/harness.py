@@ -1,11 +1,14 @@
-"""The fault-matrix harness for the serverless host loop.
+"""The fault-matrix harness for the partition worker.
 
 A workload (bank transfers, counter increments, events, and a pipeline orchestration with
-activities, a durable timer and an activity retried after a durable timer) runs on a
-:class:`LocalHost` driven by :func:`drive`, which invokes partitions in a seeded random
-order and can make invocations crash at any step of the host loop (the loop's ``hook``
-raises :class:`Crash`), and by a transport wrapper that delivers records more than once.
-:func:`check` then compares what the system computed with what the workload implies.
+activities, a durable timer and an activity retried after a durable timer) runs on
+partition workers fed by a transport: a broker double (:mod:`tests.hostloop.doubles`:
+SQS FIFO with Lambda, Event Hubs with Functions) or the local host's own logs (in memory
+or in a state folder). :func:`drive` invokes partitions in a seeded random order and can
+make an invocation crash at any step (the worker's ``hook`` raises :class:`Crash`), let a
+second invocation of the same partition overtake it, lose acknowledgements, and resend
+client requests. :func:`check` then compares what the system computed with what the
+workload implies.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from hosts.emulator.local import LocalHost, VirtualClock
+from hosts.bench.brokers import Clock, EventHub, FifoQueues
+from hosts.local import LocalHost
 from reactive import (
     Activity,
     ActivityContext,
@@ -27,8 +31,10 @@ from reactive import (
     RetryPolicy,
     State,
 )
-from reactive.hosting.loop import Hook, HostLoop
-from reactive.hosting.seams import Record, StaleSnapshotError, Transport
+from reactive.hosting.client import SeamClient
+from reactive.hosting.memory import MemoryStatusStore, MemoryStore
+from reactive.hosting.seams import StaleSnapshotError, StatusQuery
+from reactive.hosting.worker import Hook, PartitionWorker, WorkerOptions
 from samples.bank.app import (
     AccountKey,
     AccountState,
@@ -53,7 +59,7 @@ from samples.counter.app import (
     UpdateCounter,
 )
 
-STEPS = ("processed", "sent-one", "sent", "saved")
+STEPS = ("processed", "saved", "sent", "published", "delivered")
 
 app = App("hostloop")
 app.register(UserState, AccountState, GetUser, GetAccount, Balance, Deposit, Withdraw)
@@ -291,7 +297,7 @@ def random_workload(rng: random.Random) -> Workload:
 
 
 class Crash(Exception):
-    """Raised from the loop's hook: the invocation dies at ``step``."""
+    """Raised from the worker's hook: the invocation dies at ``step``."""
 
     def __init__(self, step: str) -> None:
         super().__init__(f"simulated crash at {step!r}")
@@ -306,195 +312,225 @@ def crash_at(step: str) -> Hook:
     return hook
 
 
-class DuplicatingTransport:
-    """Wraps a transport: with probability ``probability`` each appended record is appended
-    twice, and an earlier record of the same log is appended again later (a late
-    re-delivery). Receivers must drop every copy."""
-
-    def __init__(self, inner: Transport, partitions: int, seed: int, probability: float) -> None:
-        self.inner = inner
-        self.rng = random.Random(f"duplicates-{seed}")
-        self.probability = probability
-        self.history: list[list[bytes]] = [[] for _ in range(partitions)]
-        self.duplicated = 0
-
-    def append(self, partition: int, payloads: Sequence[bytes]) -> None:
-        out: list[bytes] = []
-        history = self.history[partition]
-        for data in payloads:
-            out.append(data)
-            history.append(data)
-            if self.rng.random() < self.probability:
-                out.append(data)
-                self.duplicated += 1
-        if history and self.rng.random() < self.probability:
-            out.append(self.rng.choice(history))
-            self.duplicated += 1
-        self.inner.append(partition, out)
-
-    def read(self, partition: int, after: int, limit: int) -> list[Record]:
-        return self.inner.read(partition, after, limit)
-
-    def acknowledge(self, partition: int, upto: int) -> None:
-        self.inner.acknowledge(partition, upto)
+# -- transports ----------------------------------------------------------------------------
 
 
-def duplicate_deliveries(host: LocalHost, seed: int, probability: float) -> DuplicatingTransport:
-    """Make every append of ``host`` (client requests, partition messages, timer ticks and
-    activity results) go through a :class:`DuplicatingTransport`."""
-    wrapper = DuplicatingTransport(host.transport, host.count, seed, probability)
-    host.transport = wrapper
-    host.loop.transport = wrapper
-    return wrapper
+class LocalLogs:
+    """The local host's input logs as a transport of the harness (no in-flight state:
+    what is not acknowledged is read again, like a restarted consumer)."""
+
+    def __init__(self, host: LocalHost) -> None:
+        self.host = host
+
+    def send(self, messages: Any) -> None:
+        self.host.inbox.send(messages)
+
+    def receive(self, partition: int, consumer: int = 0) -> list[Any]:
+        return self.host.inbox.read(partition, self.host.batch_size)
+
+    def acknowledge(self, partition: int, refs: Any, consumer: int = 0,
+                    partial_failure: float = 0.0) -> None:
+        self.host.inbox.acknowledge(partition, refs)
+
+    def abandon(self, partition: int, consumer: int = 0) -> None:
+        pass
+
+    def pending(self) -> int:
+        return sum(self.host.inbox.backlog(p) for p in range(self.host.count))
 
 
-def second_loop(host: LocalHost) -> HostLoop:
-    """Another host loop on the same transport and store (a second, concurrent instance of
-    the serverless function), logging into the same host."""
-
-    def on_log(partition: int, level: int, text: str) -> None:
-        host.logs.append((partition, level, text))
-
-    return HostLoop(
-        host.schema,
-        host.loop.transport,
-        host.store,
-        host.loop.options,
-        clock=host.clock,
-        on_log=on_log,
-        on_unhandled=host.unhandled.append,
-        emitted=host.loop.emitted,  # one sink: it must not receive an entry twice
-    )
-
-
-# -- driving --------------------------------------------------------------------------------
+@dataclass
+class Faults:
+    crash_steps: Sequence[str] = ()
+    crash_probability: float = 0.0
+    overtake_probability: float = 0.0  # a second invocation of the partition commits first
+    second_consumer: float = 0.0  # Event Hubs: a second consumer reads during a rebalance
+    lost_ack: float = 0.0  # deletes / checkpoints that fail
+    duplicate_sends: float = 0.0
+    client_retries: float = 0.0  # a client sends its request again
 
 
 @dataclass
 class DriveStats:
     invocations: int = 0
-    crashes: Counter[str] = field(default_factory=Counter)
-    stale: int = 0  # invocations that lost the snapshot race
-    overtaken: int = 0  # invocations another invocation of the same partition overtook
-    clock_moves: int = 0
+    crashes: int = 0
+    stale: int = 0
+    overtakes: int = 0
+    clock_advances: int = 0
 
 
-class Stuck(AssertionError):
-    """The driver gave up: the system did not reach quiescence."""
+class Output:
+    """Collects the workers' log lines and unhandled errors (one sink for all)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.unhandled: list[str] = []
+
+    def log(self, partition: int, level: int, text: str) -> None:
+        self.lines.append(text)
+
+    def unhandled_error(self, text: str) -> None:
+        self.unhandled.append(text)
 
 
-def overtake(host: LocalHost, inner: HostLoop, index: int, stats: DriveStats) -> Hook:
-    """A hook for an invocation of ``index``: when it has sent its first messages, a whole
-    invocation of the same partition runs on ``inner``. If that one saves a snapshot, the
-    first one must lose its save with StaleSnapshotError (checked by :func:`drive`)."""
-    fired = False
+class _Sink:
+    def __init__(self, output: Output) -> None:
+        self.output = output
+
+    def log(self, partition: int, level: int, text: str) -> None:
+        self.output.log(partition, level, text)
+
+    def unhandled(self, partition: int, text: str) -> None:
+        self.output.unhandled_error(text)
+
+
+@dataclass
+class Cluster:
+    """Partition workers on shared seams: what the cloud hosts deploy."""
+
+    partitions: int
+    transport: Any
+    store: Any
+    status: Any
+    clock: Any
+    output: Output
+    workers: list[list[PartitionWorker]]  # per partition: the primary and a spare
+    client: SeamClient
+
+    def worker(self, index: int, which: int = 0) -> PartitionWorker:
+        return self.workers[index][which]
+
+
+def new_cluster(kind: str, partitions: int, seed: int, faults: Faults,
+                time_budget: float = 5.0, host: LocalHost | None = None) -> Cluster:
+    rng = random.Random(f"broker-{seed}")
+    output = Output()
+    transport: Any
+    if kind == "fifo":
+        clock = Clock()
+        transport = FifoQueues(partitions, rng, clock, faults.duplicate_sends)
+        store: Any = MemoryStore()
+        status: Any = MemoryStatusStore()
+    elif kind == "eventhubs":
+        clock = Clock()
+        transport = EventHub(partitions, rng, clock, faults.duplicate_sends)
+        store, status = MemoryStore(), MemoryStatusStore()
+    elif kind == "local":
+        assert host is not None
+        clock = host.clock  # type: ignore[assignment]
+        transport = LocalLogs(host)
+        store, status = host.store, host.status
+    else:
+        raise ValueError(kind)
+    schema = app.compile()
+    options = WorkerOptions(partitions, time_budget=time_budget)
+    workers = [
+        [PartitionWorker(schema, i, options, store, transport, status, clock, _Sink(output))
+         for _ in range(2)]
+        for i in range(partitions)
+    ]
+    client = SeamClient(schema, partitions, transport, status, clock=clock)
+    return Cluster(partitions, transport, store, status, clock, output, workers, client)
+
+
+def _overtake(cluster: Cluster, index: int, consumer: int, stats: DriveStats) -> Hook:
+    """A hook that, once the batch is processed, lets the partition's spare worker run a
+    whole invocation first (a concurrent invocation during scale-out or a rebalance)."""
 
     def hook(step: str) -> None:
-        nonlocal fired
-        if step != "sent" or fired:
+        if step != "processed":
             return
-        fired = True
-        before = host.store.load(index)[1]
+        stats.overtakes += 1
+        spare = cluster.worker(index, 1)
+        spare.forget()
+        other = 1 - consumer
         try:
-            inner.invoke(index)
-        except StaleSnapshotError:  # the inner loop's warm state was itself stale
+            batch = cluster.transport.receive(index, other)
+            outcome = spare.handle(batch)
+            cluster.transport.acknowledge(index, outcome.acknowledged, other)
+        except StaleSnapshotError:
             stats.stale += 1
-            return
-        if host.store.load(index)[1] != before:
-            stats.overtaken += 1
-            raise _Overtaken  # marker: the outer invocation must now fail to save
+        spare.forget()
 
     return hook
 
 
-class _Overtaken(Exception):
-    pass
-
-
-def drive(
-    host: LocalHost,
-    rng: random.Random,
-    crash_steps: Sequence[str] = (),
-    crash_probability: float = 0.0,
-    loops: Sequence[HostLoop] = (),
-    overtake_probability: float = 0.0,
-    max_invocations: int = 50_000,
-) -> DriveStats:
-    """Invoke partitions in a seeded random order until every partition is idle with no
-    timer pending, advancing the virtual clock to the next timer when nothing else can run
-    (the idle logic of ``LocalHost.run``).
-
-    Each invocation crashes, with probability ``crash_probability``, at one of
-    ``crash_steps``; the driver catches the crash and carries on. With ``loops`` (other host
-    loops on the same transport and store), each invocation runs on one of the loops at
-    random, and with probability ``overtake_probability`` another loop runs a whole
-    invocation of the same partition in the middle of it (see :func:`overtake`): the
-    overtaken invocation must then raise StaleSnapshotError when it saves."""
+def drive(cluster: Cluster, rng: random.Random, faults: Faults,
+          max_steps: int = 200_000) -> DriveStats:
+    """Invoke partitions in a random order until nothing is left to process, no work is
+    left over, and no timer is pending (advancing the virtual clock to the next due
+    timer when only timers are left)."""
     stats = DriveStats()
-    clock = host.clock
-    assert isinstance(clock, VirtualClock), "the driver needs the host's virtual clock"
-    due: dict[int, float | None] = {}
-    choices = [host.loop, *loops]
-    while True:
-        order = list(range(host.count))
-        rng.shuffle(order)
-        busy = False
-        for index in order:
-            loop = rng.choice(choices)
-            hooks: list[Hook] = []
-            if crash_steps and rng.random() < crash_probability:
-                hooks.append(crash_at(rng.choice(list(crash_steps))))
-            if loops and rng.random() < overtake_probability:
-                inner = rng.choice([c for c in choices if c is not loop])
-                hooks.insert(0, overtake(host, inner, index, stats))
-            overtaken = False
+    quiet = 0
+    for _ in range(max_steps):
+        index = rng.randrange(cluster.partitions)
+        consumer = 1 if rng.random() < faults.second_consumer else 0
+        hooks: list[Hook] = []
+        if faults.crash_steps and rng.random() < faults.crash_probability:
+            hooks.append(crash_at(rng.choice(list(faults.crash_steps))))
+        if rng.random() < faults.overtake_probability:
+            hooks.append(_overtake(cluster, index, consumer, stats))
 
-            def hook(step: str, hooks: list[Hook] = hooks) -> None:
-                nonlocal overtaken
-                for h in hooks:
-                    try:
-                        h(step)
-                    except _Overtaken:
-                        overtaken = True
+        def hook(step: str, hooks: list[Hook] = hooks) -> None:
+            for h in hooks:
+                h(step)
 
-            stats.invocations += 1
-            if stats.invocations > max_invocations:
-                raise Stuck(f"no quiescence after {max_invocations} invocations: {stats}")
-            try:
-                report = loop.invoke(index, hook if hooks else None)
-            except Crash as crash:
-                stats.crashes[crash.step] += 1
-                busy = True
-                continue
-            except StaleSnapshotError:
-                stats.stale += 1
-                busy = True
-                continue
-            if overtaken:
-                raise AssertionError(
-                    f"partition {index}: an invocation overtaken by another one that saved "
-                    "its snapshot saved its own as well (no StaleSnapshotError)"
-                )
-            due[index] = report.next_due
-            if report.processed or report.sent or report.activities or report.backlog:
-                busy = True
-        if busy:
+        worker = cluster.worker(index)
+        batch = cluster.transport.receive(index, consumer)
+        stats.invocations += 1
+        try:
+            outcome = worker.handle(batch, hook if hooks else None)
+        except Crash:
+            stats.crashes += 1
+            cluster.transport.abandon(index, consumer)
+            quiet = 0
             continue
-        dues = [d for d in due.values() if d is not None]
-        if not dues:
+        except StaleSnapshotError:
+            stats.stale += 1
+            cluster.transport.abandon(index, consumer)
+            quiet = 0
+            continue
+        cluster.transport.acknowledge(index, outcome.acknowledged, consumer, faults.lost_ack)
+        if batch or outcome.committed or outcome.more:
+            quiet = 0
+            continue
+        quiet += 1
+        if quiet < 3 * cluster.partitions or cluster.transport.pending():
+            continue
+        # everything looks idle: confirm on every partition, then move the clock
+        if _busy_anywhere(cluster):
+            quiet = 0
+            continue
+        dues = [w.next_due() for w in (ws[0] for ws in cluster.workers)]
+        pending = [d for d in dues if d is not None]
+        if not pending:
             return stats
-        clock.now = max(clock.now, min(dues))
-        stats.clock_moves += 1
+        if isinstance(cluster.clock, (Clock,)) or hasattr(cluster.clock, "now"):
+            cluster.clock.now = max(cluster.clock.now, min(pending))
+            stats.clock_advances += 1
+        quiet = 0
+    raise AssertionError(f"no quiescence after {max_steps} steps: {stats}")
 
 
-# -- running and checking ---------------------------------------------------------------------
+def _busy_anywhere(cluster: Cluster) -> bool:
+    busy = False
+    for index in range(cluster.partitions):
+        worker = cluster.worker(index)
+        try:
+            outcome = worker.handle(cluster.transport.receive(index, 0))
+        except StaleSnapshotError:
+            return True
+        cluster.transport.acknowledge(index, outcome.acknowledged, 0)
+        busy = busy or bool(outcome.acknowledged or outcome.committed or outcome.more)
+    return busy
+
+
+# -- observing -------------------------------------------------------------------------------
 
 
 @dataclass
 class Outcome:
-    """Everything observable at the end of a run."""
-
-    statuses: dict[str, tuple[str, Any]]  # instance id -> (status, result or error text)
+    statuses: dict[str, tuple[str, Any]]
     balances: dict[str, int | None]
     counts: dict[int, int | None]
     event_counts: dict[int, int | None]
@@ -502,33 +538,25 @@ class Outcome:
     activity_runs: Counter[str]
     unhandled: list[str]
     stats: DriveStats
+    leftovers: int = 0
 
 
-def new_host(
-    partitions: int, seed: int = 0, batch_size: int = 256, time_budget: float | None = None
-) -> LocalHost:
-    return LocalHost(
-        app, partitions=partitions, seed=seed, batch_size=batch_size, time_budget=time_budget
-    )
-
-
-def state_of(host: LocalHost, cls: type[State[Any]], key: Affinity) -> Any:
-    """The stored state of ``cls`` at ``key`` (None if it does not exist), read from the
-    owning partition as of its last snapshot."""
-    schema = host.schema
+def state_of(cluster: Cluster, cls: type[State[Any]], key: Affinity) -> Any:
+    """The stored state of ``cls`` at ``key`` (None if absent), loaded from the store by a
+    fresh worker, as the next invocation would see it."""
+    schema = cluster.client.schema
     info = schema.states[cls]
     pkey = info.affinity.pkey(key)
-    return host.partition(schema.owner(pkey, host.count)).states.get((info.name, pkey))
+    index = schema.owner(pkey, cluster.partitions)
+    fresh = cluster.worker(index, 1)
+    fresh.forget()
+    return fresh.partition().states.get((info.name, pkey))
 
 
-def observe(host: LocalHost, workload: Workload, stats: DriveStats) -> Outcome:
-    # read what the store holds: with several loops, the host's own warm copy of a
-    # partition may be older than a snapshot another loop saved
-    host.loop.forget()
-    client = host.client()
+def observe(cluster: Cluster, workload: Workload, stats: DriveStats) -> Outcome:
     statuses: dict[str, tuple[str, Any]] = {}
     for iid in workload.instances():
-        status = client.status(iid)
+        status = cluster.client.status(iid)
         if status is None:
             statuses[iid] = ("unknown", None)
         elif status.error is not None:
@@ -537,10 +565,15 @@ def observe(host: LocalHost, workload: Workload, stats: DriveStats) -> Outcome:
             statuses[iid] = (status.status, status.result)
 
     def value(cls: type[State[Any]], key: Affinity, attr: str) -> int | None:
-        state = state_of(host, cls, key)
+        state = state_of(cluster, cls, key)
         return None if state is None else int(getattr(state, attr))
 
     counters = sorted(set(workload.expected_counts()) | set(workload.expected_event_counts()))
+    leftovers = 0
+    for index in range(cluster.partitions):
+        part = cluster.worker(index, 1).partition()
+        leftovers += len(part.queues) + len(part.activities) + len(part.timers)
+        leftovers += sum(1 for run in part.runs.values() if run.init is None)
     return Outcome(
         statuses=statuses,
         balances={
@@ -548,38 +581,39 @@ def observe(host: LocalHost, workload: Workload, stats: DriveStats) -> Outcome:
         },
         counts={c: value(UpdateCounter, CounterKey(counter=c), "count") for c in counters},
         event_counts={c: value(EventCounter, CounterKey(counter=c), "count") for c in counters},
-        lines=Counter(host.app_lines()),
+        lines=Counter(cluster.output.lines),
         activity_runs=Counter(ACTIVITY_RUNS),
-        unhandled=list(host.unhandled),
+        unhandled=list(cluster.output.unhandled),
         stats=stats,
+        leftovers=leftovers,
     )
 
 
 def run_workload(
     workload: Workload,
+    kind: str = "fifo",
     partitions: int = 4,
     seed: int = 0,
-    batch_size: int = 256,
-    crash_steps: Sequence[str] = (),
-    crash_probability: float = 0.0,
-    duplicate_probability: float = 0.0,
-    extra_loops: int = 0,
-    overtake_probability: float = 0.0,
-    time_budget: float | None = None,
+    faults: Faults | None = None,
+    time_budget: float = 5.0,
+    host: LocalHost | None = None,
 ) -> Outcome:
-    """Start the workload's instances with the client, drive the host to quiescence under
-    the given faults, and observe the result."""
+    """Start the workload's instances with the client (resending requests as a retrying
+    client would), drive the cluster to quiescence under the faults, and observe."""
+    faults = faults or Faults()
     ACTIVITY_RUNS.clear()
-    host = new_host(partitions, seed, batch_size, time_budget)
-    if duplicate_probability:
-        duplicate_deliveries(host, seed, duplicate_probability)
-    loops = [second_loop(host) for _ in range(extra_loops)]
-    client = host.client()
-    for iid, orchestration in workload.instances().items():
-        client.start(orchestration, instance_id=iid)
+    cluster = new_cluster(kind, partitions, seed, faults, time_budget, host)
     rng = random.Random(f"schedule-{seed}")
-    stats = drive(host, rng, crash_steps, crash_probability, loops, overtake_probability)
-    return observe(host, workload, stats)
+    for iid, orchestration in workload.instances().items():
+        cluster.client.start(orchestration, instance_id=iid)
+        if rng.random() < faults.client_retries:
+            cluster.client.start(orchestration, instance_id=iid)
+    stats = drive(cluster, rng, faults)
+    return observe(cluster, workload, stats)
+
+
+def all_statuses(cluster: Cluster) -> list[str]:
+    return [r.status for r in cluster.status.query(StatusQuery(limit=100_000))]
 
 
 def check(outcome: Outcome, workload: Workload) -> None:
@@ -594,11 +628,9 @@ def check(outcome: Outcome, workload: Workload) -> None:
             assert result == orchestration.times
         elif isinstance(orchestration, Pipeline):
             assert result == pipeline_total(orchestration.n), f"{iid}: {result!r}"
-    # money: conserved, and every balance as the (order-independent) transfers imply
     expected_balances = workload.expected_balances()
     assert outcome.balances == expected_balances
     assert sum(b or 0 for b in outcome.balances.values()) == workload.initial * len(workload.users)
-    # counters: exact; the increments of each counter returned 1..total, each exactly once
     for counter, total in workload.expected_counts().items():
         assert outcome.counts[counter] == total, f"counter {counter}: {outcome.counts[counter]}"
         returned = sorted(
@@ -612,12 +644,10 @@ def check(outcome: Outcome, workload: Workload) -> None:
         assert outcome.event_counts[counter] == total, (
             f"event counter {counter}: {outcome.event_counts[counter]}"
         )
-    # orchestration log lines: each exactly once
     expected_lines = workload.expected_lines()
     extra, missing = outcome.lines - expected_lines, expected_lines - outcome.lines
     assert not missing, f"log lines lost: {dict(missing)}"
     assert not extra, f"log lines duplicated: {dict(extra)}"
-    # activities: at least once each (Flaky twice: its first attempt fails)
     for tag, n, _ in workload.pipelines:
         for x in range(1, n + 1):
             assert outcome.activity_runs[f"square {tag} {x}"] >= 1, f"square {tag} {x} never ran"
@@ -625,6 +655,7 @@ def check(outcome: Outcome, workload: Workload) -> None:
         assert outcome.activity_runs[f"flaky {tag} attempt 2"] >= 1
         assert outcome.activity_runs[f"flaky {tag} attempt 3"] == 0
     assert outcome.unhandled == [], outcome.unhandled
+    assert outcome.leftovers == 0, f"{outcome.leftovers} queue entries, runs or timers left"
 
 
 def same_results(faulty: Outcome, clean: Outcome, workload: Workload) -> None:

@@ -1,123 +1,94 @@
-"""Crash at each step of the host loop, and duplicate deliveries: the workload's results
-must equal the crash-free run's.
-
-Each test runs the big workload (bank transfers, counter increments and events, pipelines
-with activities, a durable timer and a retried activity) on an in-memory LocalHost whose
-invocations crash, with a seeded probability, at one step ("processed", "sent-one", "sent",
-"saved"); the driver catches the crash and carries on invoking.
-"""
+"""The fault matrix: the big workload on each transport (the SQS FIFO double, the Event
+Hubs double, the local host's logs in memory and in a state folder), with invocations
+crashing at every step of the worker, concurrent invocations of one partition, lost
+acknowledgements, duplicate sends and retrying clients. Every run must give the results
+of the fault-free run: effects exactly once, money conserved, counters exact, every
+instance finished, nothing left in flight."""
 
 from __future__ import annotations
 
-import functools
-import json
+from pathlib import Path
 
 import pytest
 
+from hosts.local import LocalHost, VirtualClock
+
 from .harness import (
     STEPS,
+    Faults,
     Outcome,
+    app,
     big_workload,
     check,
-    duplicate_deliveries,
-    new_host,
     run_workload,
     same_results,
 )
 
 WORKLOAD = big_workload()
-SEEDS = (1, 2)
+KINDS = ("fifo", "eventhubs", "local", "folder")
+_clean: dict[str, Outcome] = {}
 
 
-@functools.cache
-def clean_run(partitions: int, seed: int) -> Outcome:
-    outcome = run_workload(WORKLOAD, partitions=partitions, seed=seed)
+def run(kind: str, tmp_path: Path, seed: int = 0, faults: Faults | None = None,
+        partitions: int = 4, time_budget: float = 5.0) -> Outcome:
+    if kind in ("local", "folder"):
+        host = LocalHost(app, partitions=partitions, seed=seed, clock=VirtualClock(),
+                         state_dir=tmp_path / f"state-{seed}" if kind == "folder" else None)
+        try:
+            return run_workload(WORKLOAD, "local", partitions, seed, faults, time_budget, host)
+        finally:
+            host.close()
+    return run_workload(WORKLOAD, kind, partitions, seed, faults, time_budget)
+
+
+def clean(kind: str, tmp_path: Path) -> Outcome:
+    if kind not in _clean:
+        _clean[kind] = run(kind, tmp_path)
+    return _clean[kind]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_clean_run_has_the_expected_results(kind: str, tmp_path: Path) -> None:
+    outcome = clean(kind, tmp_path)
     check(outcome, WORKLOAD)
-    assert not outcome.stats.crashes
-    return outcome
+    assert outcome.stats.clock_advances >= 2  # the pipelines' timers really fired
 
 
-def test_the_clean_run_has_the_expected_results() -> None:
-    """The reference itself: it completes everything, and its timers really ran."""
-    clean = clean_run(4, 1)
-    assert clean.stats.clock_moves >= 2  # the pipelines' sleeps and Flaky's retry timers
-    assert clean_run(3, 2).statuses["bank"] == clean.statuses["bank"]
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("partitions", [3, 4])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("step", STEPS)
-def test_crashes_at_one_step_change_nothing(step: str, partitions: int, seed: int) -> None:
-    clean = clean_run(partitions, seed)
-    faulty = run_workload(
-        WORKLOAD, partitions=partitions, seed=seed, crash_steps=(step,), crash_probability=0.35
+def test_crashes_at_one_step_change_nothing(kind: str, step: str, tmp_path: Path) -> None:
+    outcome = run(kind, tmp_path, seed=3, faults=Faults(crash_steps=(step,),
+                                                         crash_probability=0.3))
+    assert outcome.stats.crashes > 0
+    check(outcome, WORKLOAD)
+    same_results(outcome, clean(kind, tmp_path), WORKLOAD)
+
+
+@pytest.mark.parametrize("kind", ("fifo", "eventhubs"))
+@pytest.mark.parametrize("seed", range(4))
+def test_everything_at_once(kind: str, seed: int, tmp_path: Path) -> None:
+    faults = Faults(
+        crash_steps=STEPS, crash_probability=0.2, overtake_probability=0.15,
+        second_consumer=0.2, lost_ack=0.15, duplicate_sends=0.15, client_retries=0.5,
     )
-    assert faulty.stats.crashes[step] > 0, f"no invocation crashed at {step!r}"
-    check(faulty, WORKLOAD)
-    same_results(faulty, clean, WORKLOAD)
+    outcome = run(kind, tmp_path, seed=seed, faults=faults, partitions=1 + seed % 4)
+    assert outcome.stats.crashes
+    check(outcome, WORKLOAD)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_crashes_with_small_batches_change_nothing(seed: int) -> None:
-    """Batches of one or two records: "processed" and "sent" happen many times per
-    invocation, so crashes land in the middle of an invocation's work."""
-    clean = clean_run(4, seed)
-    for batch_size in (1, 2):
-        faulty = run_workload(
-            WORKLOAD,
-            partitions=4,
-            seed=seed,
-            batch_size=batch_size,
-            crash_steps=("processed", "sent-one", "sent"),
-            crash_probability=0.5,
-        )
-        assert sum(faulty.stats.crashes.values()) > 0
-        check(faulty, WORKLOAD)
-        same_results(faulty, clean, WORKLOAD)
+def test_concurrent_invocations_really_went_stale(tmp_path: Path) -> None:
+    """On Event Hubs two consumers of one partition read the same events: the one that
+    commits second must lose its fenced write (and then delivers nothing)."""
+    faults = Faults(overtake_probability=0.3, second_consumer=0.3)
+    outcome = run("eventhubs", tmp_path, seed=5, faults=faults)
+    assert outcome.stats.stale > 0
+    check(outcome, WORKLOAD)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("partitions", [1, 4])
-def test_duplicate_deliveries_are_dropped(partitions: int, seed: int) -> None:
-    """Records appended twice, and old records appended again later: every copy must be
-    dropped (counters and balances would be off otherwise)."""
-    clean = clean_run(partitions, seed) if partitions != 1 else None
-    faulty = run_workload(WORKLOAD, partitions=partitions, seed=seed, duplicate_probability=0.3)
-    assert faulty.stats.invocations > 0
-    check(faulty, WORKLOAD)
-    if clean is not None:
-        same_results(faulty, clean, WORKLOAD)
-
-
-def test_duplicates_were_really_injected() -> None:
-    host = new_host(3)
-    wrapper = duplicate_deliveries(host, seed=1, probability=0.3)
-    client = host.client()
-    for iid, orchestration in WORKLOAD.instances().items():
-        client.start(orchestration, instance_id=iid)
-    host.run()
-    assert wrapper.duplicated > 10
-    # copies of partition-to-partition messages (stamped with a sequence number) exist
-    stamped: list[tuple[int, int, int]] = []
-    for p in range(3):
-        for record in host.transport.read(p, 0, 1_000_000):
-            env = json.loads(record.data)
-            if env["q"]:
-                stamped.append((p, env["s"], env["q"]))
-    assert len(stamped) > len(set(stamped))
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-def test_crashes_everywhere_with_duplicates(seed: int) -> None:
-    clean = clean_run(4, seed)
-    faulty = run_workload(
-        WORKLOAD,
-        partitions=4,
-        seed=seed,
-        crash_steps=STEPS,
-        crash_probability=0.3,
-        duplicate_probability=0.2,
-    )
-    assert len(faulty.stats.crashes) >= 3
-    check(faulty, WORKLOAD)
-    same_results(faulty, clean, WORKLOAD)
+@pytest.mark.parametrize("kind", ("fifo", "folder"))
+def test_a_zero_time_budget_commits_after_every_step(kind: str, tmp_path: Path) -> None:
+    """Long runs commit as they go: with no time budget at all, an invocation commits
+    after each activity or timer, and the results stay the same."""
+    outcome = run(kind, tmp_path, seed=7, time_budget=0.0,
+                  faults=Faults(crash_steps=STEPS, crash_probability=0.1))
+    check(outcome, WORKLOAD)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hosts.emulator.local import LocalHost
+from hosts.local import LocalHost
 from samples.bank.app import Balance
 from samples.counter.app import Count, EventCount
 
@@ -41,17 +41,17 @@ def environment() -> dict[str, str]:
 
 
 def logged_bytes(state: Path) -> int:
-    return sum(p.stat().st_size for p in state.glob("inbox-*.log"))
+    return sum(p.stat().st_size for p in state.glob("state.db*"))
 
 
 def status_in(state: Path) -> str:
     """The startup instance's status as the folder holds it (reads only, runs nothing)."""
-    host = LocalHost(k.app, partitions=4, state_dir=state)
+    host = LocalHost(k.app, state_dir=state)
     try:
         status = host.client().status(INSTANCE)
         return "none" if status is None else status.status
     finally:
-        host.transport.close()  # type: ignore[attr-defined]
+        host.close()
 
 
 def kill_while_working(state: Path, rng: random.Random) -> bool:
@@ -98,7 +98,6 @@ def expected_balances() -> dict[str, int]:
 def test_kill_9_at_random_moments_changes_nothing(tmp_path: Path) -> None:
     state = tmp_path / "state"
     rng = random.Random(9)
-    started = time.monotonic()
     killed_mid_run = 0
     for _ in range(KILLS):
         if not kill_while_working(state, rng):
@@ -123,7 +122,7 @@ def test_kill_9_at_random_moments_changes_nothing(tmp_path: Path) -> None:
     assert (name, status) == ("KillDay", "completed"), rows[0]
     assert json.loads(result) == expected
 
-    host = LocalHost(k.app, partitions=4, state_dir=state)
+    host = LocalHost(k.app, state_dir=state)
     try:
         client = host.client()
         assert client.status(INSTANCE).result == expected  # type: ignore[union-attr]
@@ -135,5 +134,4 @@ def test_kill_9_at_random_moments_changes_nothing(tmp_path: Path) -> None:
         assert sum(balances.values()) == k.INITIAL * len(k.USERS)
         assert host.unhandled == []
     finally:
-        host.transport.close()  # type: ignore[attr-defined]
-    assert time.monotonic() - started < 60
+        host.close()

@@ -1,32 +1,38 @@
 """Seeded random schedules: each one runs a tiny random workload (bank transfers, counter
-increments and events, maybe a pipeline with activities and timers) on 1 to 5 partitions,
-with a random batch size (and sometimes a zero time budget: one batch per invocation),
-in a random partition order, crashing invocations at random
-steps, delivering records twice, and sometimes overtaking invocations with a second host
-loop; then checks the invariants: money conserved and balances as the transfers imply,
-counters exact, every orchestration completed exactly once with the right result, each
-orchestration log line emitted exactly once, every activity run at least once.
+increments and events, maybe a pipeline with activities and timers) on 1 to 5 partitions
+over a transport (the SQS FIFO double, the Event Hubs double, or the local host's logs in
+a state folder), crashing invocations at random steps, letting a second invocation of a
+partition commit first, losing acknowledgements, sending duplicates and retrying client
+requests; then checks the invariants: money conserved and balances as the transfers
+imply, counters exact, every orchestration completed exactly once with the right result,
+each log line emitted exactly once, every activity run at least once, nothing left.
 
-By default 1,200 schedules run (in 12 chunks). For a longer sweep by hand:
-``REACTIVE_SCHEDULES=10000 PYTHONPATH=. python3 -m pytest tests/hostloop/test_schedules.py``
-(``REACTIVE_SCHEDULE_START`` moves the first seed, default 0; one failing schedule is
-re-run alone with ``REACTIVE_SCHEDULE_START=<seed> REACTIVE_SCHEDULES=1``).
+By default 1,000 schedules run per broker double and 100 on the folder. For a longer
+sweep by hand: ``REACTIVE_SCHEDULES=10000 PYTHONPATH=. python3 -m pytest
+tests/hostloop/test_schedules.py`` (``REACTIVE_SCHEDULE_START`` moves the first seed,
+default 0; one failing schedule is re-run alone with ``REACTIVE_SCHEDULE_START=<seed>
+REACTIVE_SCHEDULES=1``).
 """
 
 from __future__ import annotations
 
 import os
 import random
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from .harness import STEPS, Workload, check, random_workload, run_workload
+from hosts.local import LocalHost, VirtualClock
+
+from .harness import STEPS, Faults, Workload, app, check, random_workload, run_workload
 
 FIRST = int(os.environ.get("REACTIVE_SCHEDULE_START", "0"))
-TOTAL = int(os.environ.get("REACTIVE_SCHEDULES", "1200"))
-CHUNKS = min(12, TOTAL)
+TOTAL = int(os.environ.get("REACTIVE_SCHEDULES", "1000"))
+FOLDER_TOTAL = max(1, TOTAL // 10)
+CHUNKS = min(10, TOTAL)
 
 # how many schedules ran and failed in this process (the conftest prints it at the end)
 RAN: Counter[str] = Counter()
@@ -37,90 +43,90 @@ class Schedule:
     seed: int
     workload: Workload
     partitions: int
-    batch_size: int
-    crash_steps: tuple[str, ...]
-    crash_probability: float
-    duplicate_probability: float
-    extra_loops: int
-    overtake_probability: float
-    time_budget: float | None  # 0: every invocation stops after one batch, with a backlog
+    faults: Faults
+    time_budget: float  # 0: an invocation commits after every activity or timer
 
 
 def schedule(seed: int) -> Schedule:
     rng = random.Random(f"schedule-{seed}")
     workload = random_workload(rng)
     crash_steps = tuple(step for step in STEPS if rng.random() < 0.6) or STEPS
-    extra_loops = 1 if rng.random() < 0.2 else 0
-    return Schedule(
-        seed=seed,
-        workload=workload,
-        partitions=rng.randint(1, 5),
-        batch_size=rng.randint(1, 8),
+    concurrent = rng.random() < 0.3
+    faults = Faults(
         crash_steps=crash_steps,
         crash_probability=rng.choice([0.0, 0.1, 0.25, 0.4]),
-        duplicate_probability=rng.choice([0.0, 0.1, 0.3]),
-        extra_loops=extra_loops,
-        overtake_probability=0.3 if extra_loops else 0.0,
-        time_budget=0.0 if rng.random() < 0.25 else None,
+        overtake_probability=0.3 if concurrent else 0.0,
+        second_consumer=0.3 if concurrent else 0.0,
+        lost_ack=rng.choice([0.0, 0.1, 0.3]),
+        duplicate_sends=rng.choice([0.0, 0.1, 0.3]),
+        client_retries=rng.choice([0.0, 0.5]),
     )
+    return Schedule(seed, workload, rng.randint(1, 5), faults,
+                    0.0 if rng.random() < 0.25 else 5.0)
 
 
-def run_schedule(seed: int) -> None:
+def run_schedule(kind: str, seed: int) -> None:
     """Run schedule ``seed`` and check the invariants (AssertionError if one breaks)."""
     s = schedule(seed)
-    outcome = run_workload(
-        s.workload,
-        partitions=s.partitions,
-        seed=seed,
-        batch_size=s.batch_size,
-        crash_steps=s.crash_steps,
-        crash_probability=s.crash_probability,
-        duplicate_probability=s.duplicate_probability,
-        extra_loops=s.extra_loops,
-        overtake_probability=s.overtake_probability,
-        time_budget=s.time_budget,
-    )
+    if kind == "folder":
+        with tempfile.TemporaryDirectory(prefix="reactive-schedule-") as folder:
+            host = LocalHost(app, partitions=s.partitions, state_dir=Path(folder),
+                             clock=VirtualClock(), seed=seed, fsync=False)
+            try:
+                outcome = run_workload(s.workload, "local", s.partitions, seed, s.faults,
+                                       s.time_budget, host)
+            finally:
+                host.close()
+    else:
+        outcome = run_workload(s.workload, kind, s.partitions, seed, s.faults, s.time_budget)
     check(outcome, s.workload)
 
 
-def chunk(n: int) -> range:
-    size, extra = divmod(TOTAL, CHUNKS)
+def chunk(n: int, total: int) -> range:
+    chunks = min(CHUNKS, total)
+    if n >= chunks:
+        return range(0)
+    size, extra = divmod(total, chunks)
     start = FIRST + n * size + min(n, extra)
     return range(start, start + size + (1 if n < extra else 0))
 
 
+@pytest.mark.parametrize("kind", ["fifo", "eventhubs", "folder"])
 @pytest.mark.parametrize("n", range(CHUNKS))
-def test_random_schedules(n: int) -> None:
+def test_random_schedules(kind: str, n: int) -> None:
+    seeds = chunk(n, FOLDER_TOTAL if kind == "folder" else TOTAL)
     failures: list[tuple[int, str]] = []
-    for seed in chunk(n):
-        RAN["schedules"] += 1
+    for seed in seeds:
+        RAN[kind] += 1
         try:
-            run_schedule(seed)
+            run_schedule(kind, seed)
         except AssertionError as exc:
-            RAN["failed"] += 1
+            RAN[f"{kind} failed"] += 1
             failures.append((seed, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"))
     if failures:
         kinds = Counter(text.split(": ")[1] for _, text in failures)
         shown = "\n".join(f"  seed {seed}: {schedule(seed)}\n    {text}" for seed, text in
                           failures[:3])
         pytest.fail(
-            f"{len(failures)} of {len(chunk(n))} schedules broke an invariant "
+            f"{kind}: {len(failures)} of {len(seeds)} schedules broke an invariant "
             f"({dict(kinds)}); first ones:\n{shown}",
             pytrace=False,
         )
 
 
 def test_the_schedules_vary() -> None:
-    """The sweep really covers what it claims: 1 to 5 partitions, batch sizes, crashes at
-    every step, duplicates, overtaking loops, workloads with and without each part."""
+    """The sweep really covers what it claims: 1 to 5 partitions, crashes at every step,
+    duplicates, concurrent invocations, retries, workloads with and without each part."""
     sample = [schedule(seed) for seed in range(FIRST, FIRST + 200)]
     assert {s.partitions for s in sample} == {1, 2, 3, 4, 5}
-    assert {s.batch_size for s in sample} >= {1, 8}
-    assert set().union(*(s.crash_steps for s in sample if s.crash_probability)) == set(STEPS)
-    assert any(s.duplicate_probability for s in sample)
-    assert any(s.extra_loops for s in sample)
+    assert set().union(*(s.faults.crash_steps for s in sample
+                         if s.faults.crash_probability)) == set(STEPS)
+    assert any(s.faults.duplicate_sends for s in sample)
+    assert any(s.faults.overtake_probability for s in sample)
+    assert any(s.faults.lost_ack for s in sample)
+    assert any(s.faults.client_retries for s in sample)
     assert any(s.workload.pipelines for s in sample)
     assert any(s.workload.transfers for s in sample)
     assert any(s.workload.bumps for s in sample)
-    assert any(not s.crash_probability for s in sample)
+    assert any(not s.faults.crash_probability for s in sample)
     assert any(s.time_budget == 0.0 for s in sample)

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from hosts.emulator import Emulator, Faults
 from reactive import App, Future, Orchestration, OrchestrationContext
+from tests.features._support import local_host
 
 from . import counter, discipline, events, locks, places, states
 from .common import Observations, TestFailure, TestOrchestration
@@ -149,11 +150,20 @@ def run_scenario(
     return _collect(em, result)
 
 
-def run_suite(partitions: int = 5, seed: int = 0, faults: Faults | None = None) -> Outcome:
+def run_suite(partitions: int = 5, seed: int = 0, faults: Faults | None = None,
+              host: str = "emulator") -> Outcome:
     """Start the application with TestSuite as its startup orchestration, run it to
-    quiescence, and collect the suite's result."""
+    quiescence, and collect the suite's result (``host``: emulator, local or folder)."""
+    if host != "emulator":
+        with local_host(host, build_app(startup=True), partitions, seed) as local:
+            local.run()
+            return _outcome(local)  # type: ignore[arg-type]
     em = Emulator(build_app(startup=True), partitions=partitions, seed=seed, faults=faults)
     em.run()
+    return _outcome(em)
+
+
+def _outcome(em: Emulator) -> Outcome:
     status = em.client().status(SUITE_INSTANCE)
     if status is None:
         result: Any = ("error", "missing", "the startup TestSuite instance does not exist")

@@ -23,13 +23,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=LOOPBACK, choices=[LOOPBACK], help="listen address")
     parser.add_argument("--port", type=int, default=0, help="TCP port; 0 picks a free one")
     parser.add_argument(
-        "--hub", type=_hub, action="append", default=[], metavar="NAME:PARTITIONS",
+        "--hub",
+        type=_hub,
+        action="append",
+        default=[],
+        metavar="NAME:PARTITIONS",
         help="an event hub and its partition count (repeatable)",
     )
     parser.add_argument("--verbose", action="store_true", help="log protocol problems to stderr")
+    parser.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="also stop when the process that started this one exits",
+    )
     args = parser.parse_args(argv)
     hubs = dict(args.hub) or {"eh1": 4}
-    asyncio.run(serve_until_signalled(hubs, args.port, args.verbose))
+    asyncio.run(serve_until_signalled(hubs, args.port, args.verbose, args.exit_with_parent))
 
 
 if __name__ == "__main__":

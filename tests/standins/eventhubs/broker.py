@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import bisect
 import re
+import struct
 import time
 import zlib
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-from .codec import SEC_MESSAGE_ANNOTATIONS, Incoming, annotations_section, decode_value, encoded
+from .codec import SEC_MESSAGE_ANNOTATIONS, Incoming, annotations_section, decode_value, symbol
 
 MAX_MESSAGE_SIZE = 1024 * 1024  # the service's limit for standard namespaces
 NON_EPOCH_RECEIVERS_PER_GROUP = 5  # the service's quota per partition and consumer group
@@ -51,7 +52,9 @@ class Subscriber(Protocol):
     def kick(self, description: str) -> None: ...
 
 
-class AttachRefused(Exception):
+class Refused(Exception):
+    """The service says no: an AMQP error condition and a description for the client."""
+
     def __init__(self, condition: bytes, description: str) -> None:
         super().__init__(description)
         self.condition = condition
@@ -82,11 +85,12 @@ class Partition:
         if partition_key is not None and not any(
             decode_value(k) == b"x-opt-partition-key" for k, _ in entries
         ):
-            entries.append((_symbol(b"x-opt-partition-key"), partition_key))
+            entries.append((_PARTITION_KEY, partition_key))
+        offset = str(self.next_offset).encode()
         entries += [
-            (_symbol(b"x-opt-sequence-number"), encoded({"TYPE": "LONG", "VALUE": seq})),
-            (_symbol(b"x-opt-offset"), encoded({"TYPE": "STRING", "VALUE": str(self.next_offset)})),
-            (_symbol(b"x-opt-enqueued-time"), encoded({"TYPE": "TIMESTAMP", "VALUE": enqueued})),
+            (_SEQUENCE_KEY, b"\x81" + _LONG.pack(seq)),
+            (_OFFSET_KEY, bytes((0xA1, len(offset))) + offset),
+            (_ENQUEUED_KEY, b"\x83" + _LONG.pack(enqueued)),
         ]
         tail = annotations_section(SEC_MESSAGE_ANNOTATIONS, entries) + message.bare
         event = Event(seq, self.next_offset, enqueued, message.header, tail)
@@ -105,7 +109,7 @@ class Partition:
             return 0
         match = _SELECTOR.fullmatch(selector.strip())
         if not match:
-            raise AttachRefused(INVALID_FIELD, f"unsupported selector filter: {selector!r}")
+            raise Refused(INVALID_FIELD, f"unsupported selector filter: {selector!r}")
         prop, op, raw = match.group(1), match.group(2), match.group(3)
         inclusive = op == ">="
         if raw == "@latest":
@@ -113,7 +117,7 @@ class Partition:
         try:
             value = int(raw)
         except ValueError:
-            raise AttachRefused(INVALID_FIELD, f"not a number in selector {selector!r}") from None
+            raise Refused(INVALID_FIELD, f"not a number in selector {selector!r}") from None
         if prop == "offset":
             if value < 0:
                 return 0
@@ -131,10 +135,10 @@ class Partition:
         where = f"partition '{self.id}' of hub '{self.hub}', consumer group '{group}'"
         if sub.epoch is not None:
             if epochs and max(epochs) > sub.epoch:
-                raise AttachRefused(
+                raise Refused(
                     LINK_STOLEN,
-                    f"A receiver with a higher owner level ({max(epochs)}) already exists on {where};"
-                    f" a receiver with owner level {sub.epoch} cannot be created.",
+                    f"A receiver with a higher owner level ({max(epochs)}) already exists on"
+                    f" {where}; a receiver with owner level {sub.epoch} cannot be created.",
                 )
             for old in list(current):
                 current.remove(old)
@@ -143,13 +147,13 @@ class Partition:
                     f" this receiver (owner level {old.epoch}) is disconnected."
                 )
         elif epochs:
-            raise AttachRefused(
+            raise Refused(
                 LINK_STOLEN,
                 f"A receiver with owner level {max(epochs)} exists on {where};"
                 " a receiver without an owner level cannot be created.",
             )
         elif len(current) >= NON_EPOCH_RECEIVERS_PER_GROUP:
-            raise AttachRefused(
+            raise Refused(
                 LIMIT_EXCEEDED,
                 f"At most {NON_EPOCH_RECEIVERS_PER_GROUP} receivers without an owner level"
                 f" may read {where}.",
@@ -174,8 +178,11 @@ _SELECTOR = re.compile(
 )
 
 
-def _symbol(name: bytes) -> bytes:
-    return encoded({"TYPE": "SYMBOL", "VALUE": name})
+_LONG = struct.Struct(">q")
+_SEQUENCE_KEY = symbol("x-opt-sequence-number")
+_OFFSET_KEY = symbol("x-opt-offset")
+_ENQUEUED_KEY = symbol("x-opt-enqueued-time")
+_PARTITION_KEY = symbol("x-opt-partition-key")
 
 
 @dataclass

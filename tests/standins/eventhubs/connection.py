@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import struct
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from azure.eventhub._pyamqp.error import AMQPError
 from azure.eventhub._pyamqp.performatives import (
     CloseFrame,
     EndFrame,
@@ -159,6 +161,16 @@ class Connection:
             pass
         except ProtocolError as exc:
             self.log(str(exc))
+        except Exception:  # a stand-in bug: report it and drop this connection only
+            traceback.print_exc(file=sys.stderr)
+            self.send(
+                0,
+                CloseFrame(
+                    error=AMQPError(
+                        condition=b"amqp:internal-error", description="stand-in failure", info=None
+                    )
+                ),
+            )
         finally:
             self._release()
             self._flush()
@@ -172,7 +184,7 @@ class Connection:
         self.sessions.clear()
 
     def _dispatch(self, channel: int, code: int, fields: list[Any]) -> None:
-        if code == TRANSFER or code == FLOW or code == ATTACH or code == DETACH:
+        if code in (TRANSFER, FLOW, ATTACH, DETACH):
             session = self.sessions.get(channel)
             if session is None:
                 return  # frames for a session already ended are ignored

@@ -24,11 +24,11 @@ from .broker import (
     LINK_STOLEN,
     MAX_MESSAGE_SIZE,
     NOT_FOUND,
-    AttachRefused,
     Broker,
     Event,
     Hub,
     Partition,
+    Refused,
 )
 from .codec import (
     BATCH_FORMAT,
@@ -38,6 +38,7 @@ from .codec import (
     data_sections,
     decode_message,
     encoded,
+    symbol,
 )
 
 if TYPE_CHECKING:
@@ -76,8 +77,8 @@ class Link:
                 role=not role_client,
                 send_settle_mode=fields[3],
                 rcv_settle_mode=fields[4],
-                source=Source(address=source),
-                target=Target(address=target),
+                source=Source._make([source] + [None] * 10),
+                target=Target._make([target] + [None] * 6),
                 unsettled=None,
                 incomplete_unsettled=False,
                 initial_delivery_count=initial_delivery_count,
@@ -93,7 +94,11 @@ class Link:
         if self.detach_sent:
             return
         self.detach_sent = True
-        error = AMQPError(condition=condition, description=description, info=None) if condition else None
+        error = (
+            AMQPError(condition=condition, description=description, info=None)
+            if condition
+            else None
+        )
         self.session.send(DetachFrame(handle=self.handle, closed=True, error=error))
         self.closed()
 
@@ -118,25 +123,25 @@ class InboundLink(Link):
         self.session.flow(self, delivery_count=self.delivery_count, link_credit=self.credit)
 
     def on_transfer(self, fields: list[Any]) -> None:
-        delivery_id, settled, fmt, more, aborted = fields[1], fields[4], fields[3], fields[5], fields[9]
-        if delivery_id is not None and not self._payload:
-            self._delivery_id = delivery_id
-            self._settled = bool(settled)
-            self._format = int(fmt or 0)
+        # fields: handle, delivery-id, tag, format, settled, more, ..., aborted (9), payload (11)
+        if fields[1] is not None and not self._payload:
+            self._delivery_id = fields[1]
+            self._settled = bool(fields[4])
+            self._format = int(fields[3] or 0)
         self._payload += fields[11]
-        if more:
+        if fields[5]:  # more frames of this delivery follow
             return
         payload, self._payload = bytes(self._payload), bytearray()
         self.delivery_count += 1
         self.credit -= 1
-        if aborted:
+        if fields[9]:  # aborted
             return
         try:
             outcome = self.deliver(payload, self._format)
-        except AttachRefused as refused:
-            outcome = Rejected(
-                error=AMQPError(condition=refused.condition, description=refused.description, info=None)
-            )
+        except Refused as refused:
+            outcome = _rejected(refused.condition, refused.description)
+        except (ValueError, IndexError, KeyError, struct.error) as exc:
+            outcome = _rejected(b"amqp:decode-error", f"cannot decode the message: {exc!r}")
         if not self._settled and self._delivery_id is not None:
             self.session.settle(self._delivery_id, outcome)
         if self.credit <= INBOUND_CREDIT // 2:
@@ -183,7 +188,7 @@ class ProducerLink(InboundLink):
 
     def deliver(self, payload: bytes, message_format: int) -> Any:
         if len(payload) > MAX_MESSAGE_SIZE:
-            raise AttachRefused(
+            raise Refused(
                 b"amqp:link:message-size-exceeded",
                 f"The message is {len(payload)} bytes; the limit is {MAX_MESSAGE_SIZE}.",
             )
@@ -310,9 +315,12 @@ class PartitionReader(OutboundLink):
             return event.header + event.tail
         info = self.partition.info()
         entries = [
-            (encoded({"TYPE": "SYMBOL", "VALUE": name.encode()}), encoded(value))
+            (symbol(name), encoded(value))
             for name, value in (
-                ("last_enqueued_sequence_number", {"TYPE": "LONG", "VALUE": info.last_sequence_number}),
+                (
+                    "last_enqueued_sequence_number",
+                    {"TYPE": "LONG", "VALUE": info.last_sequence_number},
+                ),
                 ("last_enqueued_offset", {"TYPE": "STRING", "VALUE": info.last_offset}),
                 ("last_enqueued_time_utc", {"TYPE": "TIMESTAMP", "VALUE": info.last_enqueued_ms}),
                 ("runtime_info_retrieval_time_utc", {"TYPE": "TIMESTAMP", "VALUE": _now_ms()}),
@@ -321,12 +329,16 @@ class PartitionReader(OutboundLink):
         return event.header + annotations_section(SEC_DELIVERY_ANNOTATIONS, entries) + event.tail
 
 
+def _rejected(condition: bytes, description: str) -> Any:
+    return Rejected(error=AMQPError(condition=condition, description=description, info=None))
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
 def open_link(session: Session, broker: Broker, fields: list[Any]) -> Link:
-    """Create the link a client Attach asks for; raises AttachRefused when it cannot exist."""
+    """Create the link a client Attach asks for; raises Refused when it cannot exist."""
     name, handle, client_receives = fields[0], fields[1], bool(fields[2])
     terminus = fields[5] if client_receives else fields[6]
     path = entity_path(terminus[0] if terminus else None)
@@ -338,25 +350,28 @@ def open_link(session: Session, broker: Broker, fields: list[Any]) -> Link:
     parts = path.split("/")
     hub = broker.hub(parts[0])
     if hub is None:
-        raise AttachRefused(NOT_FOUND, f"The messaging entity '{parts[0]}' could not be found.")
+        raise Refused(NOT_FOUND, f"The messaging entity '{parts[0]}' could not be found.")
     if not client_receives:
         if len(parts) == 1:
             return ProducerLink(session, name, handle, path, hub, None)
         if len(parts) == 3 and parts[1].lower() == "partitions":
             return ProducerLink(session, name, handle, path, hub, _partition(hub, parts[2]))
     elif (
-        len(parts) == 5 and parts[1].lower() == "consumergroups" and parts[3].lower() == "partitions"
+        len(parts) == 5
+        and parts[1].lower() == "consumergroups"
+        and parts[3].lower() == "partitions"
     ):
         partition = _partition(hub, parts[4])
         reader = PartitionReader(session, name, handle, path, partition, parts[2], fields)
         return reader
-    raise AttachRefused(NOT_FOUND, f"The address '{path}' is not an Event Hubs entity.")
+    raise Refused(NOT_FOUND, f"The address '{path}' is not an Event Hubs entity.")
 
 
 def _partition(hub: Hub, pid: str) -> Partition:
     partition = hub.partition(pid)
     if partition is None:
-        raise AttachRefused(
-            NOT_FOUND, f"Partition '{pid}' of '{hub.name}' does not exist ({len(hub.partitions)} partitions)."
+        raise Refused(
+            NOT_FOUND,
+            f"Partition '{pid}' of '{hub.name}' does not exist ({len(hub.partitions)} partitions).",
         )
     return partition

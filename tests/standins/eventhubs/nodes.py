@@ -19,7 +19,7 @@ MANAGEMENT = "$management"
 
 def _response(request: Message, status: int, description: str, value: Any = None) -> bytes:
     props = request.properties
-    correlation = props.message_id if props is not None else None
+    correlation: Any = props.message_id if props is not None else None
     reply = Message(
         properties=Properties(correlation_id=correlation),
         application_properties={"status-code": status, "status-description": description},
@@ -59,7 +59,7 @@ def management_reply(broker: Broker, request: Message) -> bytes:
     if hub is None:
         return _response(request, 404, f"The messaging entity '{name}' could not be found.")
     if kind == "com.microsoft:eventhub":
-        value = {
+        hub_value: dict[str, Any] = {
             "name": _string(hub.name),
             "type": _string("com.microsoft:eventhub"),
             "created_at": {"TYPE": "TIMESTAMP", "VALUE": hub.created_ms},
@@ -69,14 +69,14 @@ def management_reply(broker: Broker, request: Message) -> bytes:
                 "VALUE": [_string(p.id) for p in hub.partitions],
             },
         }
-        return _response(request, 200, "OK", value)
+        return _response(request, 200, "OK", hub_value)
     if kind == "com.microsoft:partition":
         pid = _app_prop(request, "partition") or ""
         partition = hub.partition(pid)
         if partition is None:
             return _response(request, 404, f"Partition '{pid}' of '{hub.name}' does not exist.")
         info = partition.info()
-        value = {
+        value: dict[str, Any] = {
             "name": _string(hub.name),
             "type": _string("com.microsoft:partition"),
             "partition": _string(partition.id),

@@ -61,8 +61,14 @@ class Server:
                 await asyncio.wait_for(self._server.wait_closed(), 2)
 
 
-async def serve_until_signalled(hubs: dict[str, int], port: int, verbose: bool = False) -> None:
-    """Run until SIGTERM or SIGINT; announce ``ready <port>`` on stdout once listening."""
+async def serve_until_signalled(
+    hubs: dict[str, int], port: int, verbose: bool = False, exit_with_parent: bool = False
+) -> None:
+    """Run until SIGTERM or SIGINT; announce ``ready <port>`` on stdout once listening.
+
+    With ``exit_with_parent`` it also stops when the process that started it is gone, so a
+    test run that is killed does not leave a stand-in behind.
+    """
     server = Server(hubs, port, verbose)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -70,8 +76,17 @@ async def serve_until_signalled(hubs: dict[str, int], port: int, verbose: bool =
         loop.add_signal_handler(sig, stop.set)
     bound = await server.start()
     print(f"ready {bound}", flush=True)
+    watcher = loop.create_task(_watch_parent(os.getppid(), stop)) if exit_with_parent else None
     await stop.wait()
+    if watcher is not None:
+        watcher.cancel()
     await server.close()
+
+
+async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
+    while os.getppid() == parent:
+        await asyncio.sleep(1)
+    stop.set()
 
 
 class StandIn:
@@ -143,6 +158,7 @@ def start_standin(
     if in_thread:
         return _start_thread(hubs, port, verbose, timeout)
     cmd = [sys.executable, "-m", "tests.standins.eventhubs", "--port", str(port)]
+    cmd.append("--exit-with-parent")
     for name, count in hubs.items():
         cmd += ["--hub", f"{name}:{count}"]
     if verbose:

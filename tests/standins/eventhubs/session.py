@@ -9,12 +9,19 @@ from azure.eventhub._pyamqp.performatives import (
     DetachFrame,
     DispositionFrame,
     FlowFrame,
-    TransferFrame,
 )
 
-from .broker import AttachRefused, Broker
-from .codec import encode_performative
-from .links import InboundLink, Link, OutboundLink, PartitionReader, ReplyLink, entity_path, open_link
+from .broker import Broker, Refused
+from .codec import encode_transfer
+from .links import (
+    InboundLink,
+    Link,
+    OutboundLink,
+    PartitionReader,
+    ReplyLink,
+    entity_path,
+    open_link,
+)
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -82,7 +89,12 @@ class Session:
     def settle(self, delivery_id: int, outcome: Any) -> None:
         self.send(
             DispositionFrame(
-                role=True, first=delivery_id, last=delivery_id, settled=True, state=outcome, batchable=None
+                role=True,
+                first=delivery_id,
+                last=delivery_id,
+                settled=True,
+                state=outcome,
+                batchable=None,
             )
         )
 
@@ -91,28 +103,18 @@ class Session:
 
     def transfer(self, link: Link, tag: bytes, payload: bytes) -> None:
         """Send one settled delivery, split into frames that fit the client's max frame size."""
-        frame = TransferFrame(
-            handle=link.handle,
-            delivery_id=self.next_delivery_id,
-            delivery_tag=tag,
-            message_format=0,
-            settled=True,
-            more=False,
-            rcv_settle_mode=None,
-            state=None,
-            resume=False,
-            aborted=False,
-            batchable=False,
-            payload=b"",
-        )
-        self.next_delivery_id = (self.next_delivery_id + 1) & 0xFFFFFFFF
-        room = max(64, self.conn.remote_max_frame_size - len(encode_performative(0, frame)))
+        delivery_id = self.next_delivery_id
+        self.next_delivery_id = (delivery_id + 1) & 0xFFFFFFFF
+        overhead = len(encode_transfer(self.channel, link.handle, delivery_id, tag, False, b""))
+        room = max(64, self.conn.remote_max_frame_size - overhead)
         start, frames = 0, 0
         while True:
             chunk = payload[start : start + room]
             start += room
             more = start < len(payload)
-            self.send(frame._replace(more=more, payload=chunk))
+            self.conn.write(
+                encode_transfer(self.channel, link.handle, delivery_id, tag, more, chunk)
+            )
             frames += 1
             if not more:
                 break
@@ -139,7 +141,7 @@ class Session:
         client_receives = bool(fields[2])
         try:
             link = open_link(self, self.broker, fields)
-        except AttachRefused as refused:
+        except Refused as refused:
             terminus = fields[5] if client_receives else fields[6]
             link = Link(self, fields[0], fields[1], entity_path(terminus[0] if terminus else None))
             self.links[fields[1]] = link
@@ -151,7 +153,7 @@ class Session:
         if isinstance(link, PartitionReader):
             try:
                 link.register()
-            except AttachRefused as refused:
+            except Refused as refused:
                 link.detach(refused.condition, refused.description)
         elif isinstance(link, InboundLink):
             link.grant()
@@ -190,7 +192,7 @@ class Session:
             return
         if not link.detach_sent:
             link.detach_sent = True
-            self.send(DetachFrame(handle=link.handle, closed=True, error=None))
+            self.send(DetachFrame(handle=link.handle, closed=bool(fields[1]), error=None))
             link.closed()
         self._handles.discard(link.handle)
 

@@ -1,0 +1,735 @@
+"""The HTTP API, written once: FastAPI over a :class:`reactive.client.Client` (requests)
+and a :class:`reactive.hosting.seams.StatusStore` (everything read). Nothing here restores
+a partition: statuses, lists and partition health come from the status store; history and
+what an instance waits for come from the optional ``history`` and ``describe`` callables.
+
+Every error is JSON, ``{"error": "one line"}``, with a status code that says whose fault it
+is: 400 malformed request, 401 missing or wrong API key, 404 unknown name or instance, 409
+conflict with the instance's state, 422 input that fails validation, 504 an operation that
+did not finish in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import functools
+import hmac
+import inspect
+import ipaddress
+import json
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast, get_args
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import APIKeyHeader
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hosts.http.metrics import Metrics
+from hosts.http.pump import Batch, GroupWriter, Watcher, observe_publish
+from reactive.app import Kind, OperationInfo, Schema
+from reactive.client import Client
+from reactive.core.builtin_ops import BUILTINS, ClientPerform
+from reactive.errors import ReactiveError
+from reactive.hosting.seams import PartitionHealth, Status, StatusQuery, StatusRecord, StatusStore
+
+API_KEY_HEADER = "x-api-key"
+INSTANCE_ID_HEADER = "x-instance-id"
+REQUEST_ID_HEADER = "x-request-id"
+STATUSES: tuple[str, ...] = get_args(Status)
+FINISHED = frozenset({"completed", "failed", "terminated"})
+MAX_ID_LENGTH = 200
+DEFAULT_WAIT = 30.0  # seconds a long poll waits when no timeout is given
+MAX_WAIT = 300.0
+MAX_LIMIT = 1000
+STATIC = Path(__file__).parent / "static"
+
+HistoryFn = Callable[[str], Any]
+DescribeFn = Callable[[str], Any]
+
+
+class ApiError(Exception):
+    """A request that cannot be served, reported as ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+def parse_time(text: str | None, what: str) -> float | None:
+    """Seconds since the epoch from an ISO-8601 time (UTC unless it says otherwise) or a
+    number of seconds since the epoch."""
+    if text is None or text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(value):
+            raise ApiError(422, f"{what}: expected a time, got {text!r}")
+        return value
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(
+            422, f"{what}: expected an ISO-8601 time or seconds since the epoch, got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def check_instance_id(instance_id: str) -> str:
+    if not instance_id or len(instance_id) > MAX_ID_LENGTH:
+        raise ApiError(400, f"an instance id has 1 to {MAX_ID_LENGTH} characters")
+    if any(ch in instance_id for ch in "/\\") or any(ord(ch) < 32 for ch in instance_id):
+        raise ApiError(400, "an instance id may not contain slashes or control characters")
+    return instance_id
+
+
+def error_json(error: Any) -> dict[str, Any] | None:
+    """An encoded error (``reactive.core.results.encode_error``) for clients: its type,
+    its message and, when the runtime recorded one, the user's traceback text."""
+    if error is None:
+        return None
+    if isinstance(error, dict):
+        kind = str(error.get("type", "Error"))
+        message = str(error.get("message", ""))
+        out: dict[str, Any] = {"type": kind, "message": message}
+        if kind == "ApplicationError" or message.startswith(f"{kind}: "):
+            out["text"] = one_line(message)
+        else:
+            out["text"] = one_line(f"{kind}: {message}")
+        for extra in ("traceback", "remote_type"):
+            if error.get(extra) is not None:
+                out[extra] = error[extra]
+        return out
+    return {"type": "Error", "message": str(error), "text": one_line(str(error))}
+
+
+def status_url(instance_id: str) -> str:
+    return f"/api/instances/{quote(instance_id, safe='')}"
+
+
+def record_json(record: StatusRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": record.instance_id,
+        "name": record.name,
+        "status": record.status,
+        "done": record.status in FINISHED,
+        "partition": record.partition,
+        "created": iso(record.created),
+        "updated": iso(record.updated),
+        "result": record.result if record.status == "completed" else None,
+        "error": error_json(record.error),
+        "status_url": status_url(record.instance_id),
+    }
+    custom = getattr(record, "custom_status", None)
+    if custom is not None:
+        out["custom_status"] = custom
+    return out
+
+
+def health_json(health: PartitionHealth, backlog: int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "partition": health.partition,
+        "commit": health.commit,
+        "committed_at": iso(health.committed_at),
+        "next_due": iso(health.next_due),
+        "snapshot_bytes": health.snapshot_bytes,
+        "dead_letters": health.dead_letters,
+        "live_runs": health.live_runs,
+    }
+    if backlog is None:
+        backlog = getattr(health, "backlog", None)
+    if backlog is not None:
+        out["backlog"] = backlog
+    return out
+
+
+def validation_text(exc: ValidationError, what: str) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    more = exc.error_count() - 1
+    tail = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
+    field = f"{where}: " if where else ""
+    return one_line(f"invalid input for {what}: {field}{first['msg']}{tail}")
+
+
+def _accepts(method: Callable[..., Any], parameter: str) -> bool:
+    try:
+        return parameter in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class Api:
+    """The request handlers' shared state and helpers."""
+
+    def __init__(
+        self,
+        schema: Schema,
+        client: Client,
+        status: StatusStore,
+        history: HistoryFn | None,
+        describe: DescribeFn | None,
+        batch: Batch | None = None,
+    ) -> None:
+        self.schema = schema
+        self.client = client
+        self.status = status
+        self.history = history
+        self.describe = describe
+        self.user_ops = {
+            info.name: info for info in schema.operations.values() if info.cls not in BUILTINS
+        }
+        self.watcher = Watcher(status)
+        self.writer = GroupWriter(batch)
+        self.event_request_ids = _accepts(client.raise_event, "request_id")
+        self.terminate_request_ids = _accepts(client.terminate, "request_id")
+
+    # -- names and input ---------------------------------------------------------------
+
+    def operation(self, name: str, kinds: tuple[Kind, ...], what: str) -> OperationInfo:
+        info = self.user_ops.get(name)
+        if info is not None and info.kind in kinds:
+            return info
+        if info is not None:
+            hint = ""
+            if info.kind is Kind.ORCHESTRATION:
+                hint = f"; start it with POST /api/orchestrations/{name}"
+            elif Kind.ORCHESTRATION in kinds:
+                hint = f"; perform it with POST /api/perform/{name}"
+            raise ApiError(
+                404, f"{name} is {_article(info.kind.value)}, not {_article(what)}{hint}"
+            )
+        names = sorted(n for n, i in self.user_ops.items() if i.kind in kinds)
+        by_lower = {n.lower(): n for n in names}
+        close = [by_lower[n] for n in difflib.get_close_matches(name.lower(), list(by_lower))]
+        if close:
+            hint = f"; did you mean {' or '.join(close)}?"
+        elif names:
+            hint = f"; it defines {', '.join(names)}"
+        else:
+            hint = "; it defines none"
+        raise ApiError(
+            404, f"application {self.schema.app_name!r} has no {what} named {name!r}{hint}"
+        )
+
+    @staticmethod
+    async def body_json(request: Request) -> Any:
+        raw = await request.body()
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            detail = (
+                f"{exc.msg} (line {exc.lineno}, column {exc.colno})"
+                if isinstance(exc, json.JSONDecodeError)
+                else "not UTF-8"
+            )
+            raise ApiError(400, f"the request body is not valid JSON: {detail}") from None
+
+    async def build(self, info: OperationInfo, request: Request) -> Any:
+        data = await self.body_json(request)
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            got = type(data).__name__
+            raise ApiError(
+                422, f"the request body must be a JSON object of {info.name}'s fields, got {got}"
+            )
+        try:
+            return info.cls.model_validate(data)
+        except ValidationError as exc:
+            raise ApiError(422, validation_text(exc, info.name)) from None
+
+    # -- statuses ----------------------------------------------------------------------
+
+    async def get(self, instance_id: str) -> StatusRecord | None:
+        """A store read, off the event loop (a store may block while a commit syncs)."""
+        return await asyncio.to_thread(self.status.get, instance_id)
+
+    async def record(self, instance_id: str) -> StatusRecord:
+        record = await self.get(check_instance_id(instance_id))
+        if record is None:
+            raise ApiError(404, f"no instance {instance_id!r}")
+        return record
+
+    async def live_record(self, instance_id: str, action: str) -> StatusRecord:
+        record = await self.record(instance_id)
+        if record.status in FINISHED:
+            raise ApiError(
+                409, f"cannot {action}: instance {instance_id!r} is already {record.status}"
+            )
+        return record
+
+    async def wait(self, instance_id: str, timeout: float) -> StatusRecord | None:
+        """The record once the instance is finished, or the latest after ``timeout``."""
+        return await self.watcher.wait(instance_id, timeout)
+
+    async def details(self, record: StatusRecord, with_history: bool) -> dict[str, Any]:
+        out = record_json(record)
+        if self.describe is not None and record.status not in FINISHED:
+            out["waiting_for"] = await asyncio.to_thread(self.describe, record.instance_id)
+        if with_history:
+            if self.history is None:
+                raise ApiError(501, "this server does not keep instance histories")
+            out["history"] = await asyncio.to_thread(self.history, record.instance_id)
+        return out
+
+
+def _article(word: str) -> str:
+    return f"an {word}" if word[:1].lower() in tuple("aeiou") else f"a {word}"
+
+
+def _timeout(value: float | None, default: float = DEFAULT_WAIT) -> float:
+    if value is None:
+        return default
+    if not math.isfinite(value) or value < 0:
+        raise ApiError(422, f"timeout: expected seconds from 0 to {MAX_WAIT:g}, got {value}")
+    return min(value, MAX_WAIT)
+
+
+def _schema_of(info: OperationInfo) -> dict[str, Any]:
+    try:
+        return info.cls.model_json_schema()
+    except Exception:  # a field type without a JSON schema: describe the fields by name
+        return {"type": "object", "properties": {name: {} for name in info.cls.model_fields}}
+
+
+class Access:
+    """Pure ASGI middleware (cheaper than ``BaseHTTPMiddleware``): counts requests by
+    route and status for the metrics, and, on a server without an API key, refuses every
+    peer that is not on the loopback interface."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, loopback_only: bool) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.loopback_only = loopback_only
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        if self.loopback_only and not _is_loopback(client[0] if client else None):
+            refusal = JSONResponse(
+                {"error": "this server runs without an API key and answers loopback peers only"},
+                status_code=403,
+            )
+            await refusal(scope, receive, send)
+            return
+        status = [500]
+
+        async def send_and_note(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.observe(scope["method"], route, status[0], time.perf_counter() - started)
+
+
+def follow_commits(app: FastAPI, store: Any) -> bool:
+    """Resolve the app's waits as ``store`` (the status store the host's partitions
+    publish to, in this process) commits status changes, instead of by polling alone."""
+    api: Api = app.state.api
+    if not observe_publish(store, api.watcher.published):
+        return False
+    api.watcher.notified()
+    return True
+
+
+def create_app(
+    schema: Schema,
+    client: Client,
+    status: StatusStore,
+    *,
+    api_key: str | None,
+    history: HistoryFn | None = None,
+    describe: DescribeFn | None = None,
+    batch: Batch | None = None,
+    backlog: Callable[[int], int] | None = None,
+) -> FastAPI:
+    """The API under ``/api``, the dashboard at ``/``, ``/metrics`` and ``/openapi.json``.
+
+    ``api_key`` is required in the ``x-api-key`` header (or as a bearer token) of every
+    ``/api`` and ``/metrics`` request. ``api_key=None`` turns authentication off and then
+    refuses every peer that is not on the loopback interface: pass it only for a server
+    bound to 127.0.0.1 whose user asked for no key.
+
+    ``backlog(partition)``, when given, is the number of inputs waiting for a partition
+    (reported with its health). Client requests (starts, events, terminations) run in one
+    writer thread, those that
+    arrive together inside one ``batch()`` block when given (``LocalHost.batch``: one
+    transaction and one fsync for the lot); waits are answered by one watcher thread.
+    """
+    if api_key is not None and not api_key:
+        raise ValueError("api_key must be a non-empty string, or None for no authentication")
+    api = Api(schema, client, status, history, describe, batch)
+    run = api.writer.call
+
+    metrics = Metrics(status, backlog)
+    app = FastAPI(
+        title=f"Reactive Machine: {schema.app_name}",
+        version="1",
+        description="Start and manage orchestration instances, perform reads and updates, "
+        "watch partitions. Send the API key in the x-api-key header.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.api = api
+    app.state.metrics = metrics
+
+    # -- errors as one-line JSON -------------------------------------------------------
+
+    def error_response(status_code: int, message: str, **extra: Any) -> JSONResponse:
+        headers = {"www-authenticate": "ApiKey"} if status_code == 401 else None
+        return JSONResponse(
+            {"error": one_line(message), **extra}, status_code=status_code, headers=headers
+        )
+
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.status, exc.message, **exc.extra)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        return error_response(exc.status_code, str(exc.detail))
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        loc = [str(part) for part in first.get("loc", ()) if part not in ("query", "path")]
+        where = ".".join(loc)
+        message = str(first.get("msg", "invalid request"))
+        return error_response(422, f"{where}: {message}" if where else message)
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+    # -- access --------------------------------------------------------------------------
+
+    app.add_middleware(Access, metrics=metrics, loopback_only=api_key is None)
+
+    key_header = APIKeyHeader(
+        name=API_KEY_HEADER, auto_error=False, description="the server's API key"
+    )
+
+    def require_key(request: Request, given: str | None = Security(key_header)) -> None:
+        if api_key is None:
+            return
+        if given is None:
+            auth = request.headers.get("authorization", "")
+            if auth[:7].lower() == "bearer ":
+                given = auth[7:].strip()
+        if given is None or not hmac.compare_digest(given.encode(), api_key.encode()):
+            what = "wrong" if given is not None else "missing"
+            raise ApiError(401, f"{what} API key: send it in the {API_KEY_HEADER} header")
+
+    router = APIRouter(prefix="/api", dependencies=[Depends(require_key)])
+
+    # -- the application -----------------------------------------------------------------
+
+    @router.get("/app", summary="The application's orchestrations, reads, updates and events")
+    async def describe_app() -> dict[str, Any]:
+        sections: dict[str, list[dict[str, Any]]] = {
+            "orchestrations": [], "reads": [], "updates": [], "events": []
+        }
+        keys = {
+            Kind.ORCHESTRATION: "orchestrations",
+            Kind.READ: "reads",
+            Kind.UPDATE: "updates",
+            Kind.EVENT: "events",
+        }
+        startup = {type(op) for op in schema.startup}
+        for name, info in sorted(api.user_ops.items()):
+            key = keys.get(info.kind)
+            if key is not None:
+                sections[key].append(
+                    {"name": name, "schema": _schema_of(info), "startup": info.cls in startup}
+                )
+        return {"name": schema.app_name, **sections}
+
+    # -- starting ------------------------------------------------------------------------
+
+    @router.post(
+        "/orchestrations/{name}",
+        status_code=202,
+        summary="Start an orchestration instance",
+        description="The body is the orchestration's fields as a JSON object. The instance "
+        "id comes from ?id= or the x-instance-id header (default: a new one); starting an "
+        "existing id again with the same orchestration does nothing. 202 with the status "
+        "URL in Location; 409 if the id belongs to another orchestration. With ?wait=S, "
+        "200 with the instance's status if it finishes within S seconds.",
+        openapi_extra={
+            "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}
+        },
+    )
+    async def start(
+        name: str,
+        request: Request,
+        id: str | None = Query(None, description="instance id"),
+        wait: float | None = Query(
+            None, description="seconds to wait for the instance to finish: 200 with its "
+            "status if it does"
+        ),
+    ) -> JSONResponse:
+        info = api.operation(name, (Kind.ORCHESTRATION,), "orchestration")
+        instance_id = id if id is not None else request.headers.get(INSTANCE_ID_HEADER)
+        if instance_id is not None:
+            check_instance_id(instance_id)
+        op = await api.build(info, request)
+        existed = False
+        if instance_id is not None:
+            existing = await api.get(instance_id)
+            if existing is not None:
+                existed = True
+                if existing.name != name:
+                    raise ApiError(
+                        409, f"instance id {instance_id!r} is taken by {existing.name}"
+                    )
+        if not existed:
+            try:
+                instance_id = await run(client.start, op, instance_id)
+            except ReactiveError as exc:  # e.g. the id was taken meanwhile
+                raise ApiError(409, str(exc)) from None
+        assert instance_id is not None
+        url = status_url(instance_id)
+        if wait is not None:
+            record = await api.wait(instance_id, _timeout(wait))
+            if record is not None and record.status in FINISHED:
+                return JSONResponse(record_json(record), headers={"location": url})
+        return JSONResponse(
+            {"id": instance_id, "name": name, "created": not existed, "status_url": url,
+             "wait_url": f"{url}/wait"},
+            status_code=202,
+            headers={"location": url},
+        )
+
+    # -- reading -------------------------------------------------------------------------
+
+    @router.get("/instances/{instance_id}", summary="An instance's status")
+    async def get_instance(
+        instance_id: str,
+        history: bool = Query(False, description="include the instance's history"),
+    ) -> dict[str, Any]:
+        return await api.details(await api.record(instance_id), history)
+
+    @router.get(
+        "/instances/{instance_id}/wait",
+        summary="Wait for an instance to finish (long poll)",
+        description="200 with the status once the instance is finished; 202 with its "
+        "current status if it is still live when the timeout (seconds, default 30, at most "
+        "300) passes.",
+    )
+    async def wait_instance(
+        instance_id: str, timeout: float | None = Query(None, description="seconds")
+    ) -> JSONResponse:
+        check_instance_id(instance_id)
+        record = await api.wait(instance_id, _timeout(timeout))
+        if record is None:
+            raise ApiError(404, f"no instance {instance_id!r}")
+        done = record.status in FINISHED
+        return JSONResponse(
+            record_json(record),
+            status_code=200 if done else 202,
+            headers=None if done else {"location": f"{status_url(instance_id)}/wait"},
+        )
+
+    @router.get(
+        "/instances",
+        summary="List instances",
+        description="Filters: status, name, created since/until (ISO-8601 or seconds since "
+        "the epoch). Ordered by instance id; follow `next` (as ?cursor=) for the next page.",
+    )
+    async def list_instances(
+        status_filter: str | None = Query(None, alias="status"),
+        name: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        cursor: str | None = None,
+        limit: int = Query(100, ge=1, le=MAX_LIMIT),
+    ) -> dict[str, Any]:
+        if status_filter is not None and status_filter not in STATUSES:
+            raise ApiError(
+                422, f"status: expected one of {', '.join(STATUSES)}, got {status_filter!r}"
+            )
+        query = StatusQuery(
+            status=cast(Status | None, status_filter),
+            name=name or None,
+            since=parse_time(since, "since"),
+            until=parse_time(until, "until"),
+            after=cursor or None,
+            limit=limit + 1,
+        )
+        records = await asyncio.to_thread(status.query, query)
+        more = len(records) > limit
+        records = records[:limit]
+        return {
+            "items": [record_json(r) for r in records],
+            "next": records[-1].instance_id if more and records else None,
+        }
+
+    # -- driving -------------------------------------------------------------------------
+
+    @router.post(
+        "/instances/{instance_id}/events/{event}",
+        status_code=202,
+        summary="Raise an external event",
+        description="The body (any JSON, or empty for null) is the event's value, delivered "
+        "to ctx.wait_for_event(event). Send an x-request-id header to make retries safe.",
+        openapi_extra={"requestBody": {"content": {"application/json": {"schema": {}}}}},
+    )
+    async def raise_event(instance_id: str, event: str, request: Request) -> dict[str, Any]:
+        await api.live_record(instance_id, f"raise {event!r}")
+        value = await api.body_json(request)
+        request_id = request.headers.get(REQUEST_ID_HEADER)
+        if request_id is not None and api.event_request_ids:
+            await run(functools.partial(
+                client.raise_event, instance_id, event, value, request_id=request_id  # type: ignore[call-arg]
+            ))
+        else:
+            await run(client.raise_event, instance_id, event, value)
+        return {"id": instance_id, "event": event, "accepted": True}
+
+    @router.post(
+        "/instances/{instance_id}/terminate",
+        status_code=202,
+        summary="Terminate an instance",
+        description='Optional body {"reason": "..."} or ?reason=.',
+    )
+    async def terminate(
+        instance_id: str, request: Request, reason: str | None = None
+    ) -> dict[str, Any]:
+        await api.live_record(instance_id, "terminate")
+        body = await api.body_json(request)
+        if reason is None and isinstance(body, dict) and isinstance(body.get("reason"), str):
+            reason = body["reason"]
+        elif body is not None and not isinstance(body, dict):
+            raise ApiError(422, 'the request body must be {"reason": "..."} or empty')
+        request_id = request.headers.get(REQUEST_ID_HEADER)
+        if request_id is not None and api.terminate_request_ids:
+            await run(functools.partial(
+                client.terminate, instance_id, reason or "", request_id=request_id  # type: ignore[call-arg]
+            ))
+        else:
+            await run(client.terminate, instance_id, reason or "")
+        return {"id": instance_id, "terminating": True}
+
+    @router.delete("/instances/{instance_id}", summary="Purge a finished instance's status")
+    async def purge(instance_id: str) -> dict[str, Any]:
+        record = await api.record(instance_id)
+        if record.status not in FINISHED:
+            raise ApiError(
+                409, f"cannot purge: instance {instance_id!r} is {record.status}; terminate it "
+                "first"
+            )
+        if not await asyncio.to_thread(status.purge, instance_id):
+            raise ApiError(404, f"no finished instance {instance_id!r}")
+        return {"id": instance_id, "purged": True}
+
+    @router.post(
+        "/perform/{name}",
+        summary="Perform a read, an update or an event",
+        description="The body is the operation's fields as a JSON object; 200 with "
+        '{"result": ...}. An error the operation raised is 409 (404 for a state that does '
+        "not exist); 504 if it does not finish within ?timeout= seconds (default 30).",
+        openapi_extra={
+            "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}
+        },
+    )
+    async def perform(
+        name: str, request: Request, timeout: float | None = Query(None)
+    ) -> dict[str, Any]:
+        info = api.operation(name, (Kind.READ, Kind.UPDATE, Kind.EVENT), "read, update or event")
+        seconds = _timeout(timeout)
+        op = await api.build(info, request)
+        wire = list(schema.encode_op(op))
+        instance_id = await run(client.start, ClientPerform(op=wire), None)
+        record = await api.wait(instance_id, seconds)
+        if record is None or record.status not in FINISHED:
+            raise ApiError(
+                504, f"{name} did not finish within {seconds:g} s; follow "
+                f"{status_url(instance_id)}", id=instance_id
+            )
+        await asyncio.to_thread(status.purge, instance_id)
+        if record.status == "completed":
+            return {"result": record.result}
+        error = error_json(record.error) or {"type": "Error", "text": "failed"}
+        code = 404 if error["type"] == "StateNotFoundError" else 409
+        raise ApiError(code, f"{name} failed: {error['text']}", type=error["type"])
+
+    @router.get("/partitions", summary="Partition health from each partition's last commit")
+    async def partitions() -> dict[str, Any]:
+        def read() -> list[dict[str, Any]]:
+            rows = sorted(status.health(), key=lambda h: h.partition)
+            return [health_json(h, backlog(h.partition) if backlog else None) for h in rows]
+
+        return {"partitions": await asyncio.to_thread(read)}
+
+    app.include_router(router)
+
+    # -- metrics, dashboard ----------------------------------------------------------------
+
+    @app.get("/metrics", dependencies=[Depends(require_key)], include_in_schema=False)
+    def prometheus() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+

@@ -1,0 +1,213 @@
+"""Off-loop helpers that let many concurrent requests share durable writes and status
+reads, so that the event loop never blocks on a store and N requests cost far fewer than
+N fsyncs:
+
+- :class:`GroupWriter` runs client requests (starts, events, terminations) in one writer
+  thread, each batch inside the host's ``batch()`` block (in a state folder: one
+  transaction, one fsync for the whole batch);
+- :class:`Watcher` answers every pending wait from one thread that polls the status store
+  for all waited instances per round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from reactive.hosting.seams import StatusRecord, StatusStore
+
+FINISHED = frozenset({"completed", "failed", "terminated"})
+MAX_BATCH = 256
+POLL = 0.001  # seconds between the watcher's rounds while something is waited for
+SAFETY_POLL = 0.05  # ... when the host reports its status changes
+
+Batch = Callable[[], contextlib.AbstractContextManager[Any]]
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+class GroupWriter:
+    """Runs calls in one thread, as many as are queued together inside one ``batch()``."""
+
+    def __init__(self, batch: Batch | None) -> None:
+        self.batch: Batch = batch or contextlib.nullcontext
+        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self.jobs.put((fn, args, future, loop))
+        self._ensure_thread()
+        return await future
+
+    def _ensure_thread(self) -> None:
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="reactive-http-writer",
+                                               daemon=True)
+                self.thread.start()
+
+    def close(self) -> None:
+        with self.lock:
+            thread, self.thread = self.thread, None
+        if thread is not None:
+            self.jobs.put(None)
+            thread.join(10)
+
+    def _run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            jobs = [job]
+            while len(jobs) < MAX_BATCH:
+                try:
+                    more = self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self.jobs.put(None)
+                    break
+                jobs.append(more)
+            results: list[tuple[bool, Any]] = []
+            try:
+                with self.batch():
+                    for fn, args, _, _ in jobs:
+                        try:
+                            results.append((True, fn(*args)))
+                        except Exception as exc:
+                            results.append((False, exc))
+            except Exception as exc:  # the batch did not commit: none of it happened
+                results = [(False, exc)] * len(jobs)
+            for (ok, value), (_, _, future, loop) in zip(results, jobs, strict=True):
+                loop.call_soon_threadsafe(_settle, future, ok, value)
+
+
+class Watcher:
+    """Waits for instances to finish. A host that reports its status changes
+    (:meth:`published`, see :func:`observe_publish`) resolves waits as they commit; one
+    thread also polls the store for every waited id, each round after ``poll`` seconds
+    (often when nothing reports changes, rarely as a safety net when something does)."""
+
+    def __init__(self, status: StatusStore, poll: float = POLL) -> None:
+        self.status = status
+        self.poll = poll
+        self.waiting: dict[str, list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]]] = {}
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.stopped = False
+        self.changed: set[str] = set()
+
+    def published(self, records: Sequence[StatusRecord]) -> None:
+        """Status changes as a host commits them (called from its thread, possibly inside
+        its transaction): the watcher reads the finished ones back, which returns once
+        the commit is durable, and answers their waits."""
+        finished = [r.instance_id for r in records if r.status in FINISHED]
+        if not finished:
+            return
+        with self.lock:
+            self.changed.update(i for i in finished if i in self.waiting)
+            if not self.changed:
+                return
+        self.wake.set()
+
+    def notified(self, poll: float = SAFETY_POLL) -> None:
+        """The host reports its changes: poll only as a safety net."""
+        self.poll = poll
+
+    def _settle(self, instance_id: str, record: StatusRecord | None) -> None:
+        with self.lock:
+            entries = self.waiting.pop(instance_id, [])
+        for future, loop in entries:
+            loop.call_soon_threadsafe(_settle, future, True, record)
+
+    async def wait(self, instance_id: str, timeout: float) -> StatusRecord | None:
+        """The record once finished (or unknown: None), else the latest after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        if timeout <= 0:
+            return await asyncio.to_thread(self.status.get, instance_id)
+        future: asyncio.Future[Any] = loop.create_future()
+        entry = (future, loop)
+        with self.lock:
+            self.waiting.setdefault(instance_id, []).append(entry)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="reactive-http-watcher",
+                                               daemon=True)
+                self.thread.start()
+        self.wake.set()  # the thread may be idling with nothing to watch
+        try:
+            # registered first, then read: a finish published in between is not missed
+            record = await asyncio.to_thread(self.status.get, instance_id)
+            if record is None or record.status in FINISHED:
+                return record
+            found: StatusRecord | None = await asyncio.wait_for(asyncio.shield(future), timeout)
+            return found
+        except TimeoutError:
+            return await asyncio.to_thread(self.status.get, instance_id)
+        finally:
+            with self.lock:
+                entries = self.waiting.get(instance_id, [])
+                if entry in entries:
+                    entries.remove(entry)
+                if not entries:
+                    self.waiting.pop(instance_id, None)
+
+    def close(self) -> None:
+        self.stopped = True
+        self.wake.set()
+
+    def _run(self) -> None:
+        last_round = 0.0
+        while not self.stopped:
+            self.wake.clear()
+            with self.lock:
+                changed, self.changed = self.changed, set()
+                ids = list(self.waiting)
+            if not ids:
+                self.wake.wait(0.5)
+                continue
+            now = time.monotonic()
+            if now - last_round >= self.poll:
+                last_round, targets = now, ids
+            else:
+                targets = [i for i in ids if i in changed]
+            for instance_id in targets:
+                record = self.status.get(instance_id)
+                if record is None or record.status in FINISHED:
+                    self._settle(instance_id, record)
+            self.wake.wait(max(0.0, last_round + self.poll - time.monotonic()))
+
+
+def observe_publish(store: Any, listener: Callable[[Sequence[StatusRecord]], None]) -> bool:
+    """Call ``listener`` with every batch of records ``store.publish`` commits, by
+    wrapping that method on the store object (a status store has no change feed yet);
+    False if the store cannot be wrapped."""
+    publish = getattr(store, "publish", None)
+    if not callable(publish):
+        return False
+
+    def publish_and_tell(records: Sequence[StatusRecord], health: Any) -> None:
+        publish(records, health)
+        with contextlib.suppress(Exception):  # a listener must never fail a commit
+            listener(records)
+
+    try:
+        store.publish = publish_and_tell
+    except (AttributeError, TypeError):
+        return False
+    return True

@@ -1,0 +1,612 @@
+"""Operating an application from the command line: ``reactive serve`` and the instance
+commands (``status``, ``list``, ``history``, ``raise-event``, ``terminate``, ``purge``).
+
+The instance commands talk to a server (``--url URL``, through the HTTP API) or to a state
+folder (``--state DIR``, through the local host's status store and client). Both answer
+with the API's JSON shapes, so the output is the same either way. Misuse (an unknown
+instance, bad JSON, an unreachable server, a missing option) prints one line on stderr and
+exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any, NoReturn, Protocol
+from urllib.parse import quote
+
+import httpx
+
+from hosts.cli import USAGE_ERROR, CliError, _compile, _positive_int, load_app
+from hosts.http import create_app, follow_commits
+from hosts.http.live import local_inspector
+from hosts.local import FolderError, FolderState, LocalHost
+from reactive import App
+from reactive.app import Schema
+from reactive.hosting.client import SeamClient
+
+API_KEY_ENV = "REACTIVE_API_KEY"
+API_KEY_FILE = "api-key"
+DEFAULT_PORT = 8080
+HTTP_TIMEOUT = 30.0
+KEEP_ALIVE = 75  # seconds an idle connection stays open (long polls, clients' pools)
+SERVER_ERROR = 1
+RESULT_WIDTH = 120
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+# -- where the commands go: a server or a folder ---------------------------------------------
+
+
+class Backend(Protocol):
+    def get(self, instance_id: str, history: bool = False) -> dict[str, Any]: ...
+    def list(self, params: dict[str, Any]) -> dict[str, Any]: ...
+    def raise_event(
+        self, instance_id: str, name: str, value: Any, request_id: str | None
+    ) -> dict[str, Any]: ...
+    def terminate(self, instance_id: str, reason: str) -> dict[str, Any]: ...
+    def purge(self, instance_id: str) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+
+class RemoteBackend:
+    """A server's HTTP API through httpx."""
+
+    def __init__(
+        self, url: str, api_key: str | None, timeout: float = HTTP_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise CliError(f"--url must start with http:// or https://, got {url!r}")
+        headers = {"x-api-key": api_key} if api_key else {}
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise CliError(f"{self.url} did not answer in time", SERVER_ERROR) from None
+        except httpx.HTTPError as exc:
+            raise CliError(f"cannot reach {self.url}: {_one_line(str(exc))}") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 400:
+            message = body.get("error") if isinstance(body, dict) else None
+            if not message:
+                message = f"{response.status_code} {response.reason_phrase}"
+            if response.status_code == 401 and "API key" in message:
+                message += f" (pass --api-key or set {API_KEY_ENV})"
+            status = SERVER_ERROR if response.status_code >= 500 else USAGE_ERROR
+            raise CliError(f"{message}", status)
+        if not isinstance(body, dict):
+            raise CliError(f"{self.url} answered {method} {path} with no JSON object", 1)
+        return body
+
+    @staticmethod
+    def _instance(instance_id: str) -> str:
+        return f"/api/instances/{quote(instance_id, safe='')}"
+
+    def get(self, instance_id: str, history: bool = False) -> dict[str, Any]:
+        params = {"history": "true"} if history else {}
+        return self._call("GET", self._instance(instance_id), params=params)
+
+    def list(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._call("GET", "/api/instances", params=params)
+
+    def raise_event(
+        self, instance_id: str, name: str, value: Any, request_id: str | None
+    ) -> dict[str, Any]:
+        headers = {"x-request-id": request_id} if request_id else {}
+        path = f"{self._instance(instance_id)}/events/{quote(name, safe='')}"
+        return self._call("POST", path, json=value, headers=headers)
+
+    def terminate(self, instance_id: str, reason: str) -> dict[str, Any]:
+        return self._call("POST", f"{self._instance(instance_id)}/terminate",
+                          json={"reason": reason})
+
+    def purge(self, instance_id: str) -> dict[str, Any]:
+        return self._call("DELETE", self._instance(instance_id))
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class InProcess(httpx.BaseTransport):
+    """Serves each request with an ASGI application in this process (one event loop per
+    request: the instance commands make one or two)."""
+
+    def __init__(self, app: Any) -> None:
+        self.inner = httpx.ASGITransport(app=app, client=("127.0.0.1", 0))
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        async def serve() -> httpx.Response:
+            response = await self.inner.handle_async_request(request)
+            body = await response.aread()
+            return httpx.Response(
+                response.status_code, headers=response.headers, content=body, request=request
+            )
+
+        return asyncio.run(serve())
+
+
+class LocalBackend:
+    """A state folder, as a client of it (never its driver: whoever drives the folder,
+    a server or ``reactive run``, processes what is sent): the same API application as a
+    server's, served in this process over an in-process transport, so that a folder and a
+    server answer alike."""
+
+    def __init__(self, schema: Schema, folder: FolderState) -> None:
+        self.folder = folder
+        key = secrets.token_urlsafe(16)
+        client = SeamClient(schema, folder.partitions, folder, folder)
+        api = create_app(schema, client, folder, api_key=key)
+        self.remote = RemoteBackend("http://in-process", key, transport=InProcess(api))
+
+    def get(self, instance_id: str, history: bool = False) -> dict[str, Any]:
+        return self.remote.get(instance_id, history)
+
+    def list(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self.remote.list(params)
+
+    def raise_event(
+        self, instance_id: str, name: str, value: Any, request_id: str | None
+    ) -> dict[str, Any]:
+        return self.remote.raise_event(instance_id, name, value, request_id)
+
+    def terminate(self, instance_id: str, reason: str) -> dict[str, Any]:
+        return self.remote.terminate(instance_id, reason)
+
+    def purge(self, instance_id: str) -> dict[str, Any]:
+        return self.remote.purge(instance_id)
+
+    def close(self) -> None:
+        self.remote.close()
+        self.folder.close()
+
+
+def _folder_app_name(state: Path) -> str:
+    """The application name a state folder was created for (its ``meta`` table)."""
+    db = state / "state.db"
+    if not db.is_file():
+        raise CliError(f"--state {state}: not a state folder (no state.db)")
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'app'").fetchone()
+    except sqlite3.Error as exc:
+        raise CliError(f"--state {state}: cannot read {db}: {exc}") from None
+    if row is None:
+        raise CliError(f"--state {state}: the folder names no application")
+    return str(row[0])
+
+
+def _open_folder(args: argparse.Namespace) -> LocalBackend:
+    """The folder as a client: with the application given by ``--app``, else with an empty
+    one of the folder's name (statuses, events and terminations need no operation
+    classes)."""
+    state = Path(args.state)
+    if not state.is_dir():
+        raise CliError(f"--state {args.state}: no such folder")
+    app = load_app(args.app) if args.app else App(_folder_app_name(state))
+    schema = _compile(app)
+    try:
+        folder = FolderState(state, app.name, driver=False)
+    except FolderError as exc:
+        raise CliError(str(exc)) from None
+    return LocalBackend(schema, folder)
+
+
+@contextmanager
+def _backend(args: argparse.Namespace) -> Iterator[Backend]:
+    if args.url and args.state:
+        raise CliError("give --url or --state, not both")
+    backend: Backend
+    if args.url:
+        key = args.api_key or os.environ.get(API_KEY_ENV)
+        backend = RemoteBackend(args.url, key)
+    elif args.state:
+        backend = _open_folder(args)
+    else:
+        raise CliError(f"{args.command}: say where the instances are: --url URL or --state DIR")
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+# -- output ----------------------------------------------------------------------------------
+
+
+def _shorten(text: str, width: int = RESULT_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _outcome(item: dict[str, Any]) -> str:
+    if item.get("status") == "completed":
+        return _shorten(json.dumps(item.get("result"), ensure_ascii=False))
+    error = item.get("error")
+    if isinstance(error, dict):
+        return _shorten(str(error.get("text") or error.get("message") or ""))
+    return ""
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _print_status(data: dict[str, Any]) -> None:
+    rows = [
+        ("instance", data.get("id")),
+        ("name", data.get("name")),
+        ("status", data.get("status")),
+        ("created", data.get("created")),
+        ("updated", data.get("updated")),
+    ]
+    if data.get("custom_status") is not None:
+        rows.append(("custom status", json.dumps(data["custom_status"], ensure_ascii=False)))
+    if data.get("status") == "completed":
+        rows.append(("result", json.dumps(data.get("result"), ensure_ascii=False)))
+    error = data.get("error")
+    if isinstance(error, dict):
+        rows.append(("error", error.get("text") or error.get("message")))
+    waits = data.get("waiting_for")
+    if waits:
+        items = waits if isinstance(waits, list) else [waits]
+        rows.append(("waiting for", "; ".join(_describe_wait(w) for w in items)))
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label + ':':<{width + 1}} {value}")
+    if isinstance(error, dict) and error.get("traceback"):
+        print(str(error["traceback"]).rstrip())
+
+
+def _describe_wait(wait: Any) -> str:
+    if isinstance(wait, dict):
+        kind = wait.get("kind") or wait.get("type") or ""
+        rest = ", ".join(
+            f"{k}={v if isinstance(v, str) else json.dumps(v)}"
+            for k, v in wait.items() if k not in ("kind", "type")
+        )
+        return f"{kind}: {rest}" if kind and rest else kind or rest
+    return str(wait)
+
+
+# -- the instance commands -------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with _backend(args) as backend:
+        data = backend.get(args.instance_id)
+    if args.json:
+        _print_json(data)
+    else:
+        _print_status(data)
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    if args.state and not args.url:
+        raise CliError(
+            "history: histories live in the process that drives the folder; ask its server "
+            "with --url"
+        )
+    with _backend(args) as backend:
+        data = backend.get(args.instance_id, history=True)
+    history = data.get("history")
+    if args.json:
+        _print_json(history)
+        return 0
+    if history is None:
+        print(f"{args.instance_id} is {data.get('status')}: histories are kept while an "
+              "instance is live")
+        return 0
+    if not history:
+        print(f"{args.instance_id}: no history rows")
+    for n, row in enumerate(history, start=1):
+        print(f"{n:>4}  {_describe_wait(row) if isinstance(row, dict) else json.dumps(row)}")
+    return 0
+
+
+def cmd_list_instances(args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"limit": args.limit}
+    for name in ("status", "name", "since", "until", "cursor"):
+        value = getattr(args, name, None)
+        if value:
+            params[name] = value
+    with _backend(args) as backend:
+        data = backend.list(params)
+    items = data.get("items", [])
+    if args.json:
+        _print_json(data)
+        return 0
+    if not items:
+        print("no instances")
+    else:
+        id_width = max(len(str(i["id"])) for i in items)
+        name_width = max(len(str(i["name"])) for i in items)
+        for item in items:
+            line = (
+                f"{item['id']:<{id_width}}  {item['name']:<{name_width}}  "
+                f"{item['status']:<10}  {item.get('created') or '':<24}  {_outcome(item)}"
+            )
+            print(line.rstrip())
+    if data.get("next"):
+        print(f"more: --cursor {data['next']}", file=sys.stderr)
+    return 0
+
+
+def cmd_raise_event(args: argparse.Namespace) -> int:
+    value: Any = None
+    if args.value is not None:
+        text = args.value
+        if text.startswith("@"):
+            try:
+                text = Path(text[1:]).read_text()
+            except OSError as exc:
+                detail = _one_line(exc.strerror or str(exc))
+                raise CliError(f"--value {args.value}: {detail}") from None
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CliError(
+                f"--value is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            ) from None
+    request_id = args.request_id or secrets.token_hex(8)
+    with _backend(args) as backend:
+        backend.raise_event(args.instance_id, args.name, value, request_id)
+    print(f"raised {args.name} on {args.instance_id}")
+    return 0
+
+
+def cmd_terminate(args: argparse.Namespace) -> int:
+    with _backend(args) as backend:
+        backend.terminate(args.instance_id, args.reason or "")
+    print(f"terminating {args.instance_id}")
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    with _backend(args) as backend:
+        backend.purge(args.instance_id)
+    print(f"purged {args.instance_id}")
+    return 0
+
+
+# -- serve -----------------------------------------------------------------------------------
+
+
+def _api_key(state: Path) -> tuple[str, str]:
+    """The key and where it came from: the environment, the folder, or new (then kept in
+    the folder, readable by its owner only, so that a restart keeps it)."""
+    from_env = os.environ.get(API_KEY_ENV)
+    if from_env:
+        return from_env, f"from {API_KEY_ENV}"
+    path = state / API_KEY_FILE
+    try:
+        kept = path.read_text().strip()
+    except FileNotFoundError:
+        kept = ""
+    if kept:
+        return kept, f"from {path}"
+    key = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return key, f"new, kept in {path}"
+
+
+def _bind(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # accepted connections inherit it: uvicorn's copy of a passed socket loses the protocol
+    # number that asyncio checks before setting TCP_NODELAY itself, and without it every
+    # response waits for a delayed ACK (about 40 ms)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        raise CliError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+    sock.listen(2048)
+    return sock
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    app = load_app(args.app)
+    _compile(app)
+    state = Path(args.state)
+    if state.exists() and not state.is_dir():
+        raise CliError(f"--state {args.state} is a file, not a folder")
+    sock = _bind(args.port)
+    try:
+        host = LocalHost(app, partitions=args.partitions, state_dir=state)
+    except FolderError as exc:
+        sock.close()
+        raise CliError(str(exc)) from None
+    try:
+        if args.no_auth_loopback:
+            key, origin = None, ""
+        else:
+            key, origin = _api_key(state)
+        host.start_background()  # before client(): a driven host's client does not drive
+        history, describe = local_inspector(host)
+        api = create_app(host.schema, host.client(), host.status, api_key=key,
+                         history=history, describe=describe, batch=host.batch,
+                         backlog=host.inbox.backlog)
+        follow_commits(api, host.status)
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        print(f"serving {app.name} ({host.count} partitions, state in {state}) at {url}/",
+              flush=True)
+        if key is None:
+            print("API key: none (--no-auth-loopback: loopback peers only)", flush=True)
+        else:
+            print(f"API key: {key} ({origin})", flush=True)
+            print(f"dashboard: {url}/#key={key}", flush=True)
+        config = uvicorn.Config(
+            api, log_level="warning" if args.quiet else "info", lifespan="off",
+            timeout_graceful_shutdown=5, timeout_keep_alive=KEEP_ALIVE,
+        )
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        host.close()
+        sock.close()
+    return 0
+
+
+# -- the parser ------------------------------------------------------------------------------
+
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Make argparse report misuse as one line (no usage block) with status 2."""
+
+    def error(message: str) -> NoReturn:
+        sys.stderr.write(f"{parser.prog}: error: {_one_line(message)}\n")
+        sys.exit(USAGE_ERROR)
+
+    parser.error = error  # type: ignore[method-assign]
+    return parser
+
+
+def _where() -> argparse.ArgumentParser:
+    where = argparse.ArgumentParser(add_help=False)
+    group = where.add_argument_group("where the instances are")
+    group.add_argument("--url", metavar="URL", help="a server's address (reactive serve)")
+    group.add_argument(
+        "--api-key", metavar="KEY", help=f"the server's API key (default: ${API_KEY_ENV})"
+    )
+    group.add_argument("--state", metavar="DIR", help="a state folder")
+    group.add_argument(
+        "--app", metavar="MODULE:APP",
+        help="with --state: the application (optional: instance commands need no classes)",
+    )
+    group.add_argument("--json", action="store_true", help="print the API's JSON")
+    return where
+
+
+def add_ops_commands(commands: Any) -> None:
+    """Register ``serve`` and the instance commands on the ``reactive`` parser's
+    subcommands; ``list`` lists instances when given ``--url`` or ``--state``."""
+    where = _where()
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], **kwargs: Any) -> Any:
+        parser = commands.add_parser(name, **kwargs)
+        parser.set_defaults(handler=handler)
+        return _one_line_errors(parser)
+
+    serve = add(
+        "serve", cmd_serve,
+        help="serve the HTTP API and dashboard over a durable state folder",
+        description="Drive the application's partitions in the background and serve the "
+        "HTTP API and the dashboard on 127.0.0.1. Prints the URL and the API key.",
+    )
+    serve.add_argument("app", metavar="MODULE:APP", help="module and App attribute")
+    serve.add_argument("--state", required=True, metavar="DIR", help="the state folder")
+    serve.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, metavar="P",
+        help=f"default: {DEFAULT_PORT}; 0 picks a free port",
+    )
+    serve.add_argument(
+        "--partitions", type=_positive_int, metavar="N",
+        help="for a new folder (default: 4); a folder keeps its own count",
+    )
+    serve.add_argument(
+        "--no-auth-loopback", action="store_true",
+        help="serve without an API key (loopback peers only)",
+    )
+    serve.add_argument("--quiet", "-q", action="store_true", help="no request log lines")
+
+    status = add("status", cmd_status, parents=[where], help="an instance's status")
+    status.add_argument("instance_id", metavar="ID")
+
+    history = add(
+        "history", cmd_history, parents=[where], help="an instance's history rows"
+    )
+    history.add_argument("instance_id", metavar="ID")
+
+    raise_event = add(
+        "raise-event", cmd_raise_event, parents=[where],
+        help="deliver an external event to an instance",
+    )
+    raise_event.add_argument("instance_id", metavar="ID")
+    raise_event.add_argument("name", metavar="NAME", help="the event name it waits for")
+    raise_event.add_argument(
+        "--value", metavar="JSON", help="the event's value as JSON, or @FILE (default: null)"
+    )
+    raise_event.add_argument(
+        "--request-id", metavar="RID", help="makes a retried command deliver the event once"
+    )
+
+    terminate = add("terminate", cmd_terminate, parents=[where], help="stop an instance")
+    terminate.add_argument("instance_id", metavar="ID")
+    terminate.add_argument("--reason", default="", metavar="TEXT")
+
+    purge = add("purge", cmd_purge, parents=[where], help="forget a finished instance")
+    purge.add_argument("instance_id", metavar="ID")
+
+    _extend_list(commands.choices["list"], where)
+
+
+def _extend_list(listing: argparse.ArgumentParser, where: argparse.ArgumentParser) -> None:
+    """``reactive list MODULE:APP`` lists an application's operations; with ``--url`` or
+    ``--state`` it lists instances instead."""
+    for action in listing._actions:
+        if action.dest == "app":
+            action.nargs = "?"
+            action.default = None
+            action.help = (action.help or "") + " (not needed with --url or --state)"
+    for group in where._action_groups:
+        for action in group._group_actions:
+            if action.dest != "app":  # the positional MODULE:APP names the application
+                listing._add_action(action)
+    listing.add_argument(
+        "--status", choices=("pending", "running", "completed", "failed", "terminated")
+    )
+    listing.add_argument("--name", metavar="NAME", help="orchestration name")
+    listing.add_argument("--since", metavar="TIME", help="created at or after (ISO-8601)")
+    listing.add_argument("--until", metavar="TIME", help="created before (ISO-8601)")
+    listing.add_argument("--limit", type=_positive_int, default=100, metavar="N")
+    listing.add_argument("--cursor", metavar="ID", help="the next page, as printed")
+    operations = listing.get_default("handler")
+
+    def dispatch(args: argparse.Namespace) -> int:
+        if args.url or args.state:
+            return cmd_list_instances(args)
+        if args.app is None:
+            raise CliError(
+                "list: give MODULE:APP (its operations) or --url / --state (its instances)"
+            )
+        result: int = operations(args)
+        return result
+
+    listing.set_defaults(handler=dispatch)
+    _one_line_errors(listing)
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # for `python -m hosts.ops_cli`
+    from hosts.cli import main as cli_main
+
+    return cli_main(argv)
+
+
+__all__ = ["add_ops_commands", "main"]
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+from tests.standins.eventhubs.fixtures import eventhubs as eventhubs
