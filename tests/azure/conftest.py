@@ -7,6 +7,7 @@ import pytest
 
 from hosts.azure.settings import AzureSettings
 from tests.azure.servers import Azurite, azurite, azurite_binary
+from tests.services.servers import azurite_installed, start_azurite
 from tests.standins.eventhubs import StandIn, start_standin
 
 # hubs for the session; a test that needs empty hubs takes the next unused set
@@ -16,9 +17,18 @@ HUBS = {f"{kind}{n}": count for n in range(HUB_SETS) for kind, count in (("p", 4
 
 @pytest.fixture(scope="session")
 def azurite_server() -> Iterator[Azurite]:
+    """Azurite: the project's pinned install (tests/services) when present, else a binary
+    found on this machine; skipped with the reason when there is none."""
+    if azurite_installed():
+        shared = start_azurite()
+        try:
+            yield Azurite(shared.blob_port, shared.pid)
+        finally:
+            shared.stop()
+        return
     binary = azurite_binary()
     if binary is None:
-        pytest.skip("no Azurite binary (npm install --prefix /tmp/azurite azurite@3.37.0)")
+        pytest.skip("Azurite is not installed: run `make test` (npm ci --prefix tests/services)")
     with azurite(binary) as server:
         yield server
 
