@@ -21,11 +21,17 @@ import inspect
 import logging
 import os
 import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -41,7 +47,7 @@ from azure.storage.blob import ContainerClient
 from hosts.azure.events import number, trigger_batch
 from hosts.azure.functions import DEFAULTS, build_function_app
 from hosts.azure.host import AzureHost
-from hosts.azure.settings import AzureSettings
+from hosts.azure.settings import EVENTHUBS, STORAGE, AzureSettings
 from reactive.app import App
 
 log = logging.getLogger("reactive.azure.local")
@@ -315,12 +321,11 @@ def _bridge(user: Callable[..., Any]) -> type[BaseHTTPRequestHandler]:
             response: func.HttpResponse = result
             payload = response.get_body()
             self.send_response(response.status_code)
-            for key, value in response.headers.items():
+            headers = [(str(k), str(v)) for k, v in response.headers.items()]
+            for key, value in headers:
                 if key.lower() not in ("content-length", "transfer-encoding"):
                     self.send_header(key, value)
-            if response.mimetype and "content-type" not in {
-                k.lower() for k in response.headers
-            }:
+            if response.mimetype and "content-type" not in {k.lower() for k, _ in headers}:
                 self.send_header("content-type", response.mimetype)
             self.send_header("content-length", str(len(payload)))
             self.end_headers()
@@ -385,3 +390,131 @@ def wait_until(condition: Callable[[], bool], timeout: float, poll: float = 0.05
             return True
         time.sleep(poll)
     return condition()
+
+
+# -- `reactive serve MODULE:APP --host azure-local` ---------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+AZURITE_CANDIDATES = (REPO / "tests" / "services" / "node_modules" / ".bin" / "azurite",)
+AZURITE_ACCOUNT = "devstoreaccount1"
+# Azurite's published development account key (not a secret)
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
+    "K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+class LocalServices:
+    """Azurite and the Event Hubs stand-in as child processes on 127.0.0.1, for a local run
+    whose settings name no storage account or namespace; stopped by pid."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self._processes: list[subprocess.Popen[bytes]] = []
+
+    def _azurite_binary(self) -> str:
+        explicit = os.environ.get("AZURITE_BIN") or shutil.which("azurite")
+        if explicit:
+            return explicit
+        for candidate in AZURITE_CANDIDATES:
+            if candidate.exists():
+                return str(candidate)
+        raise RuntimeError(
+            "Azurite is not installed: run `npm ci --prefix tests/services` (or set "
+            "AzureWebJobsStorage to a storage account)"
+        )
+
+    def start(self) -> AzureSettings:
+        blob, queue, table = (_free_port() for _ in range(3))
+        azurite = subprocess.Popen([
+            self._azurite_binary(), "--inMemoryPersistence", "--skipApiVersionCheck", "--loose",
+            "--disableTelemetry", "--silent", "--blobHost", LOOPBACK, "--blobPort", str(blob),
+            "--queueHost", LOOPBACK, "--queuePort", str(queue), "--tableHost", LOOPBACK,
+            "--tablePort", str(table),
+        ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._processes.append(azurite)
+        standin = subprocess.Popen(
+            [sys.executable, "-m", "tests.standins.eventhubs", "--host", LOOPBACK, "--port", "0",
+             "--hub", f"partitions:{self.partitions}", "--hub", f"ingress:{self.partitions}"],
+            cwd=REPO, stdout=subprocess.PIPE,
+        )
+        self._processes.append(standin)
+        assert standin.stdout is not None
+        line = standin.stdout.readline().decode().split()
+        if len(line) != 2 or line[0] != "ready":
+            self.stop()
+            raise RuntimeError("the Event Hubs stand-in did not start")
+        if not wait_until(lambda: _listening(blob), 30):
+            self.stop()
+            raise RuntimeError("Azurite did not start")
+        storage = (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+            f"AccountKey={AZURITE_KEY};BlobEndpoint=http://{LOOPBACK}:{blob}/{AZURITE_ACCOUNT};"
+        )
+        eventhubs = (
+            f"Endpoint=sb://{LOOPBACK}:{line[1]};SharedAccessKeyName=RootManageSharedAccessKey;"
+            "SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true"
+        )
+        return AzureSettings(
+            self.partitions, storage_connection=storage, eventhubs_connection=eventhubs,
+            api_key=os.environ.get("REACTIVE_API_KEY") or None,
+        )
+
+    def stop(self) -> None:
+        for process in self._processes:
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.kill(process.pid, signal.SIGKILL)
+                    process.wait()
+        self._processes.clear()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return bool(s.connect_ex((LOOPBACK, port)) == 0)
+
+
+def serve_command(app: App, partitions: int, port: int = 0, api_key: str | None = None) -> int:
+    """Run ``app`` on the Azure host locally until interrupted: against the storage account
+    and namespace the environment names (``AzureWebJobsStorage``, ``EventHubConnection``),
+    or else against Azurite and the Event Hubs stand-in started for the run. The HTTP API
+    is served on 127.0.0.1:``port`` through the HTTP function."""
+    services: LocalServices | None = None
+    if os.environ.get(STORAGE) and os.environ.get(EVENTHUBS):
+        settings = AzureSettings.from_env(
+            {**os.environ, "REACTIVE_PARTITIONS": str(partitions)}
+        )
+    else:
+        services = LocalServices(partitions)
+        settings = services.start()
+    if api_key is not None:
+        settings = replace(settings, api_key=api_key)
+    try:
+        served = serve(app, partitions, settings, http_port=port)
+        print(f"serving {app.name} on the Azure host ({partitions} partitions) at "
+              f"{served.runner.url}/", flush=True)
+        print(f"ingress hub: {settings.ingress_hub}; partition hub: {settings.partition_hub}",
+              flush=True)
+        if services is not None:
+            print(f"EventHubConnection={settings.eventhubs_connection}", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            served.stop()
+    finally:
+        if services is not None:
+            services.stop()
+    return 0

@@ -4,6 +4,7 @@ Functions host over Azurite and the Event Hubs stand-in."""
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture
 def running(settings: AzureSettings, request: pytest.FixtureRequest) -> Iterator[Served]:
-    served = serve(request.param.app, 4, settings, timer_interval=0.5)
+    served = serve(request.param.app, 4, settings, timer_interval=0.5, http_port=0)
     try:
         yield served
     finally:
@@ -43,6 +44,26 @@ def test_hello(running: Served) -> None:
     assert status.query(StatusQuery(name="HelloStartup"))[0].result == ["Hello World"] * 5
     assert {h.partition for h in status.health()} == {0, 1, 2, 3}
     assert running.runner.stats.failures == 0
+
+
+@pytest.mark.parametrize("running", [hello], indirect=True)
+def test_http_api_through_the_http_function(running: Served) -> None:
+    """The local runner serves the HTTP function on 127.0.0.1, as the Functions host would."""
+    assert running.runner.url is not None
+    headers = {"x-api-key": "test-key", "content-type": "application/json"}
+    start = urllib.request.Request(
+        running.runner.url + "/api/orchestrations/Hello?id=over-http", data=b"{}",
+        method="POST", headers=headers,
+    )
+    with urllib.request.urlopen(start, timeout=30) as reply:
+        assert reply.status == 202
+        assert json.loads(reply.read())["id"] == "over-http"
+    assert running.client().wait("over-http", timeout=60) == "Hello World"
+    status = urllib.request.Request(running.runner.url + "/api/instances/over-http",
+                                    headers=headers)
+    with urllib.request.urlopen(status, timeout=30) as reply:
+        body = json.loads(reply.read())
+    assert (body["status"], body["result"]) == ("completed", "Hello World")
 
 
 @pytest.mark.parametrize("running", [counter], indirect=True)
