@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -62,7 +62,8 @@ class BlobStatusStore:
         self.container = container
         self.instances = prefix + "i/"
         self.health_prefix = prefix + "health/"
-        self._etags: OrderedDict[str, str] = OrderedDict()
+        # instance id -> (ETag last seen, its record's creation time)
+        self._etags: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(parallelism, thread_name_prefix="reactive-status")
         self.calls = 0
@@ -72,12 +73,12 @@ class BlobStatusStore:
 
     # -- writes --------------------------------------------------------------------------
 
-    def _remember(self, instance_id: str, etag: str | None) -> None:
+    def _remember(self, instance_id: str, etag: str | None, created: float = 0.0) -> None:
         with self._lock:
             if etag is None:
                 self._etags.pop(instance_id, None)
                 return
-            self._etags[instance_id] = etag
+            self._etags[instance_id] = (etag, created)
             self._etags.move_to_end(instance_id)
             while len(self._etags) > ETAG_CACHE:
                 self._etags.popitem(last=False)
@@ -97,15 +98,17 @@ class BlobStatusStore:
     def _write(self, record: StatusRecord) -> None:
         iid = record.instance_id
         with self._lock:
-            etag = self._etags.get(iid)
+            cached = self._etags.get(iid)
         try:
-            if etag is None:
+            if cached is None:
                 new = self._upload(record, match_condition=MatchConditions.IfMissing)
             else:
+                # an instance keeps the creation time of its first record
+                record = replace(record, created=min(record.created, cached[1]))
                 new = self._upload(
-                    record, etag=etag, match_condition=MatchConditions.IfNotModified
+                    record, etag=cached[0], match_condition=MatchConditions.IfNotModified
                 )
-            self._remember(iid, new)
+            self._remember(iid, new, record.created)
             return
         except (ResourceExistsError, ResourceModifiedError):
             pass
@@ -121,12 +124,14 @@ class BlobStatusStore:
                 conditions: dict[str, Any] = {"match_condition": MatchConditions.IfMissing}
             else:
                 stored = float(props.metadata.get("updated", "0"))
+                created = float(props.metadata.get("created", repr(record.created)))
                 if stored > record.updated:
-                    self._remember(iid, props.etag)
+                    self._remember(iid, props.etag, created)
                     return  # a newer record is there already
+                record = replace(record, created=min(record.created, created))
                 conditions = {"etag": props.etag, "match_condition": MatchConditions.IfNotModified}
             try:
-                self._remember(iid, self._upload(record, **conditions))
+                self._remember(iid, self._upload(record, **conditions), record.created)
                 return
             except (ResourceExistsError, ResourceModifiedError):
                 continue
@@ -160,6 +165,7 @@ class BlobStatusStore:
             self._remember(
                 record.instance_id,
                 self._upload(record, match_condition=MatchConditions.IfMissing),
+                record.created,
             )
             return True
         except ResourceExistsError:

@@ -95,3 +95,19 @@ def test_purge_only_finished(store: BlobStatusStore) -> None:
     assert store.purge("done")
     assert store.get("done") is None
     assert not store.purge("done")
+
+
+def test_an_instance_keeps_its_creation_time(
+    store: BlobStatusStore, container: ContainerClient
+) -> None:
+    """Publishers stamp every record with the time of the change; the stored record keeps
+    the first one's ``created``, in this process and in another."""
+    assert store.put_pending(rec("c", "pending", 1.0, created=1.0))
+    store.publish([rec("c", "running", 2.0, created=2.0)], health(0))
+    other = BlobStatusStore(container)
+    try:
+        other.publish([rec("c", "completed", 3.0, created=3.0)], health(0))
+    finally:
+        other.close()
+    got = store.get("c")
+    assert got is not None and (got.status, got.created) == ("completed", 1.0)
