@@ -101,7 +101,7 @@ def read_range(
     retains), read with a consumer of its own."""
     if last < first:
         return []
-    client = settings.consumer(hub)
+    client = settings.consumer(hub, settings.catchup_group)
     got: list[EventData] = []
     done = threading.Event()
     failure: list[BaseException] = []

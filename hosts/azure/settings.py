@@ -60,7 +60,10 @@ class AzureSettings:
     eventhubs_namespace: str | None = None
     partition_hub: str = "partitions"
     ingress_hub: str = "ingress"
-    consumer_group: str = "$Default"
+    consumer_group: str = "$Default"  # the trigger's (and the local runner's)
+    # catch-up reads use a group of their own: Event Hubs refuses a plain receiver on a
+    # partition that the trigger holds with an owner level in the same group
+    catchup_group: str = "$Default"
     container: str = "reactive"
     epoch: str = "1"
     time_budget: float = 30.0  # seconds of work per invocation before it commits and stops
@@ -85,6 +88,7 @@ class AzureSettings:
             partition_hub=env.get("REACTIVE_PARTITION_HUB", "partitions"),
             ingress_hub=env.get("REACTIVE_INGRESS_HUB", "ingress"),
             consumer_group=env.get("REACTIVE_CONSUMER_GROUP", "$Default"),
+            catchup_group=env.get("REACTIVE_CATCHUP_GROUP", "$Default"),
             container=env.get("REACTIVE_CONTAINER", "reactive"),
             epoch=env.get("REACTIVE_EPOCH", "1"),
             time_budget=float(env.get("REACTIVE_TIME_BUDGET", "30")),
@@ -104,6 +108,7 @@ class AzureSettings:
             "REACTIVE_PARTITION_HUB": self.partition_hub,
             "REACTIVE_INGRESS_HUB": self.ingress_hub,
             "REACTIVE_CONSUMER_GROUP": self.consumer_group,
+            "REACTIVE_CATCHUP_GROUP": self.catchup_group,
             "REACTIVE_CONTAINER": self.container,
             "REACTIVE_EPOCH": self.epoch,
             "REACTIVE_TIME_BUDGET": repr(self.time_budget),
@@ -136,13 +141,12 @@ class AzureSettings:
         assert self.eventhubs_namespace is not None
         return EventHubProducerClient(self.eventhubs_namespace, hub, _credential())
 
-    def consumer(self, hub: str) -> EventHubConsumerClient:
+    def consumer(self, hub: str, group: str | None = None) -> EventHubConsumerClient:
+        group = group or self.consumer_group
         if self.eventhubs_connection:
             connection, _ = strip_entity_path(self.eventhubs_connection)
             return EventHubConsumerClient.from_connection_string(
-                connection, self.consumer_group, eventhub_name=hub
+                connection, group, eventhub_name=hub
             )
         assert self.eventhubs_namespace is not None
-        return EventHubConsumerClient(
-            self.eventhubs_namespace, hub, self.consumer_group, _credential()
-        )
+        return EventHubConsumerClient(self.eventhubs_namespace, hub, group, _credential())

@@ -123,6 +123,13 @@ resource partitionHub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' = {
   }
 }
 
+// catch-up reads (a batch that starts after the last commit) use a consumer group of
+// their own: the trigger holds each partition of $Default with an owner level
+resource catchupGroup 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@2024-01-01' = {
+  parent: partitionHub
+  name: 'catchup'
+}
+
 resource ingressHub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' = {
   parent: namespace
   name: 'ingress'
@@ -166,6 +173,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'REACTIVE_PARTITION_HUB', value: partitionHub.name }
         { name: 'REACTIVE_INGRESS_HUB', value: ingressHub.name }
         { name: 'REACTIVE_CONTAINER', value: container }
+        { name: 'REACTIVE_CATCHUP_GROUP', value: catchupGroup.name }
         { name: 'REACTIVE_WAKE_SCHEDULE', value: '*/10 * * * * *' }
         { name: 'REACTIVE_API_KEY', value: apiKey }
         // one worker process per instance keeps each partition warm in one place; enough

@@ -77,5 +77,6 @@ def settings(
         partition_hub=partition_hub,
         ingress_hub=ingress_hub,
         container=container_name,
+        catchup_group="catchup",
         api_key="test-key",
     )
