@@ -37,6 +37,7 @@ from hosts.bench.runner import HOSTS, WORKLOADS, format_table, run_all, to_json
 from hosts.emulator import ALL_FAULTS, Emulator, EmulatorClient
 from hosts.local import LocalHost
 from reactive.app import App, Kind, OperationInfo, Schema
+from reactive.client import InstanceStatus
 from reactive.core.builtin_ops import BUILTINS
 from reactive.errors import ApplicationError, DefinitionError, ReactiveError
 from reactive.hosting.seams import StatusQuery
@@ -392,14 +393,22 @@ def _shorten(text: str, width: int = RESULT_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def print_summary(
-    emulator: Emulator, out: TextIO, list_unhandled: bool, interrupted: bool = False
-) -> list[InstanceRow]:
+def summary_rows(emulator: Emulator) -> list[InstanceRow]:
+    """The top-level instances, live ones with what they wait for."""
     rows = top_level_instances(emulator)
     for row in rows:
         if row.status == "running":
             row.waits = emulator.describe(row.instance_id)
-    out.write("\n== summary" + (" (interrupted)" if interrupted else "") + " ==\n")
+    return rows
+
+
+def print_summary(
+    emulator: Emulator, out: TextIO, list_unhandled: bool, interrupted: bool = False,
+    stopped: bool = False,
+) -> list[InstanceRow]:
+    rows = summary_rows(emulator)
+    note = " (interrupted)" if interrupted else " (stopped at --max-time)" if stopped else ""
+    out.write(f"\n== summary{note} ==\n")
     if rows:
         id_width = max(len(row.instance_id) for row in rows)
         name_width = max(len(row.name) for row in rows)
@@ -440,13 +449,22 @@ def print_summary(
 def cmd_run(args: argparse.Namespace) -> int:
     app = load_app(args.app)
     _compile(app)
-    out = sys.stdout
+    out = sys.stderr if args.json else sys.stdout
     progress = Progress(sys.stderr)
     emulator = _make_emulator(app, args, None if args.quiet else out, progress)
-    interrupted = False
+    interrupted = stopped = False
+    until = None
+    if args.max_time is not None:
+        began, limit = emulator.now(), float(args.max_time)
+
+        def until() -> bool:
+            return emulator.now() - began >= limit
+
     with _app_logging(emulator, None if args.quiet else out, progress):
         try:
-            emulator.run(progress=progress)
+            stopped = until is not None and emulator.run(until=until, progress=progress)
+            if until is None:
+                emulator.run(progress=progress)
         except KeyboardInterrupt:
             interrupted = True
         except ReactiveError as exc:
@@ -454,16 +472,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             progress.clear()
     try:
-        return _finish_run(emulator, out, args, interrupted)
+        return _finish_run(emulator, out, args, interrupted, stopped)
     finally:
         if isinstance(emulator, LocalHost):
             emulator.close()
 
 
 def _finish_run(
-    emulator: Emulator, out: TextIO, args: argparse.Namespace, interrupted: bool
+    emulator: Emulator, out: TextIO, args: argparse.Namespace, interrupted: bool,
+    stopped: bool = False,
 ) -> int:
-    rows = print_summary(emulator, out, list_unhandled=args.quiet, interrupted=interrupted)
+    if args.json:
+        rows = summary_rows(emulator)
+        print(json.dumps({
+            "interrupted": interrupted,
+            "stopped_at_max_time": stopped,
+            "instances": [dataclasses.asdict(row) for row in rows],
+            "deliveries": emulator.deliveries,
+            "activity_runs": emulator.activity_runs,
+            "unhandled": list(emulator.unhandled),
+        }, ensure_ascii=False, indent=2))
+    else:
+        rows = print_summary(emulator, out, list_unhandled=args.quiet, interrupted=interrupted,
+                             stopped=stopped)
     if interrupted:
         return INTERRUPTED
     status = 0
@@ -471,7 +502,7 @@ def _finish_run(
         if row.status in ("failed", "terminated"):
             print(f"{row.name} {row.status}: {_wire_error_text(row.error)}", file=sys.stderr)
             status = FAILED
-        elif row.status in ("running", "pending") and not interrupted:
+        elif row.status in ("running", "pending") and not (interrupted or stopped):
             waits = "; ".join(row.waits or []) or "nothing it can name"
             print(f"{row.name} ({row.instance_id}) is stuck: waits for {waits}", file=sys.stderr)
             status = FAILED
@@ -510,25 +541,7 @@ def cmd_start(args: argparse.Namespace) -> int:
             emulator.run(until=done if args.wait else None, progress=progress)
         finally:
             progress.clear()
-    status = client.status(iid)
-    assert status is not None
-    if status.status in ("failed", "terminated"):
-        assert status.error is not None
-        print(f"{info.name} {status.status}: {_error_text(status.error)}", file=sys.stderr)
-        if not args.wait:
-            print(f"{iid} {status.status}")
-        return FAILED
-    if not args.wait:
-        print(f"{iid} {status.status}")
-        return 0
-    if status.status != "completed":
-        raise CliError(
-            f"{info.name} ({iid}) is still {status.status} but the emulator is idle "
-            "(is it waiting for an external event?)",
-            FAILED,
-        )
-    print(json.dumps(info.result.dump_python(status.result, mode="json"), ensure_ascii=False))
-    return 0
+    return _report_start(info, iid, client.status(iid), args.wait, "the emulator is idle")
 
 
 def _start_durable(
@@ -560,19 +573,27 @@ def _start_durable(
         raise CliError(str(exc)) from None
     finally:
         host.close()
+    return _report_start(info, iid, status, args.wait, "nothing is left to run")
+
+
+def _report_start(
+    info: OperationInfo, iid: str, status: InstanceStatus | None, wait: bool, idle: str
+) -> int:
+    """Print what ``start`` ends with: the result as JSON (``--wait``) or the id and
+    status; a failure on stderr with exit 1."""
     assert status is not None
     if status.status in ("failed", "terminated"):
         assert status.error is not None
         print(f"{info.name} {status.status}: {_error_text(status.error)}", file=sys.stderr)
-        if not args.wait:
+        if not wait:
             print(f"{iid} {status.status}")
         return FAILED
-    if not args.wait:
+    if not wait:
         print(f"{iid} {status.status}")
         return 0
     if status.status != "completed":
         raise CliError(
-            f"{info.name} ({iid}) is still {status.status} but nothing is left to run "
+            f"{info.name} ({iid}) is still {status.status} but {idle} "
             "(is it waiting for an external event?)",
             FAILED,
         )
@@ -769,6 +790,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the application's startup orchestrations on the emulator until "
         "nothing is left to do, printing its log lines, then a summary. Exits with status "
         "1 if an instance failed or an error went unhandled.",
+    )
+    run.add_argument(
+        "--max-time", type=float, metavar="SECONDS",
+        help="stop once this much (virtual or real) time has passed: for applications "
+        "with eternal orchestrations, which never let a run end on its own",
+    )
+    run.add_argument(
+        "--json", action="store_true",
+        help="print the summary as JSON on stdout (log lines go to stderr)",
     )
     run.set_defaults(handler=cmd_run)
 

@@ -10,7 +10,7 @@ import builtins
 import inspect
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -30,6 +30,9 @@ from reactive.model import (
     State,
     Update,
 )
+
+BUILTIN_PREFIX = "reactive."
+"""Wire names of the runtime's built-in operations start with this (no class name can)."""
 
 PKey = tuple[str, str]
 """A lock/placement key: (affinity name, canonical JSON of the key value)."""
@@ -127,14 +130,22 @@ class App:
     registers its state.
     """
 
-    def __init__(self, name: str, keep_completed: int = 10_000) -> None:
+    def __init__(
+        self, name: str, keep_completed: int = 10_000, keep_early_events: int = 1_000
+    ) -> None:
         """``keep_completed``: how many finished top-level instances each partition keeps
         for status queries and idempotent starts; the oldest are forgotten first, so that
-        snapshots do not grow without bound."""
-        if keep_completed < 0:
-            raise errors.DefinitionError(f"keep_completed must be >= 0, got {keep_completed}")
+        snapshots do not grow without bound. ``keep_early_events``: how many external
+        events raised to instances that have not started (yet) each partition keeps for
+        them; beyond it the oldest are dropped and reported as unhandled errors."""
+        for option, value in (
+            ("keep_completed", keep_completed), ("keep_early_events", keep_early_events)
+        ):
+            if value < 0:
+                raise errors.DefinitionError(f"{option} must be >= 0, got {value}")
         self.name = name
         self.keep_completed = keep_completed
+        self.keep_early_events = keep_early_events
         self._affinities: dict[type[Affinity], AffinityInfo] = {}
         self._states: dict[type[State[Any]], StateInfo] = {}
         self._operations: dict[type[Operation], OperationInfo] = {}
@@ -244,10 +255,16 @@ class App:
                 f"e.g. class {cls.__name__}(State[MyKey])"
             )
         try:
-            cls()
+            initial = cls()
         except ValidationError as exc:
             raise errors.DefinitionError(
                 f"state {cls.__name__} needs a default for every field: {exc.errors()[0]['loc']}"
+            ) from None
+        try:  # the initial value must survive a snapshot like every later one
+            cls.model_validate(initial.model_dump(mode="json", warnings=False))
+        except Exception as exc:
+            raise errors.DefinitionError(
+                f"state {cls.__name__} has a default that does not fit its field's type: {exc}"
             ) from None
         self._claim_name(cls.__name__, cls)
         info = StateInfo(
@@ -346,11 +363,19 @@ class Schema:
     def __init__(self, app: App) -> None:
         from reactive.core import builtin_ops
 
-        for builtin in builtin_ops.BUILTINS:
-            app._operation_info(builtin)
+        # the runtime's own operations compile in a registry of their own, under names no
+        # class can have: the user's App is left as it was, and may use the same names
+        runtime = App(BUILTIN_PREFIX.rstrip("."))
+        builtin_infos: dict[type[Operation], OperationInfo] = {
+            cls: replace(runtime._operation_info(cls), name=BUILTIN_PREFIX + cls.__name__)
+            for cls in builtin_ops.BUILTINS
+        }
         self.app_name = app.name
         self.keep_completed = app.keep_completed
-        self.operations: dict[type[Operation], OperationInfo] = dict(app._operations)
+        self.keep_early_events = app.keep_early_events
+        self.operations: dict[type[Operation], OperationInfo] = {
+            **app._operations, **builtin_infos
+        }
         self.by_name: dict[str, OperationInfo] = {i.name: i for i in self.operations.values()}
         self.states: dict[type[State[Any]], StateInfo] = dict(app._states)
         self.states_by_name = {i.name: i for i in self.states.values()}
@@ -389,6 +414,8 @@ class Schema:
     def decode_op(self, wire: Sequence[Any]) -> Operation:
         name, data = wire[0], wire[1]
         info = self.by_name.get(name)
+        if info is None:  # a built-in as named before built-ins had a prefix
+            info = self.by_name.get(BUILTIN_PREFIX + name)
         if info is None:
             raise errors.UnknownOperationError(
                 f"application {self.app_name!r} defines no operation named {name!r}"

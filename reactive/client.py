@@ -22,6 +22,7 @@ class InstanceStatus:
     name: str | None = None
     result: Any = None
     error: BaseException | None = None
+    custom_status: Any = None  # what the orchestration last set with ctx.set_custom_status
 
     @property
     def done(self) -> bool:

@@ -28,6 +28,10 @@ class StateNotFoundError(ReactiveError, KeyError):
         return str(self.args[0]) if self.args else "state not found"
 
 
+class InvalidStateError(ReactiveError):
+    """User code left a state with a value its type does not allow; the change was undone."""
+
+
 class NonDeterminismError(ReactiveError):
     """Replaying an orchestration made a call that differs from its recorded history."""
 
@@ -72,6 +76,7 @@ __all__ = [
     "ApplicationError",
     "CorruptSnapshotError",
     "DefinitionError",
+    "InvalidStateError",
     "NonDeterminismError",
     "OrchestrationMisuseError",
     "ReactiveError",

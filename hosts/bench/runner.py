@@ -27,14 +27,15 @@ from reactive.core.partition import Partition
 
 HOSTS = ("emulator", "local", "folder", "fifo", "eventhubs")
 WORKLOADS = (
-    "hello-sequence", "hello-sequence5", "fan-out", "counter", "bank", "latency",
-    "replay", "snapshot-size", "big-partition",
+    "hello-sequence", "hello-sequence5", "fan-out", "fan-out-10k", "fan-out-100k", "counter",
+    "bank", "latency", "replay", "snapshot-size", "big-partition",
 )
 DEFAULT_N = {
-    "hello-sequence": 2000, "hello-sequence5": 2000, "fan-out": 1000, "counter": 5000,
-    "bank": 1000, "latency": 50, "replay": 1000, "snapshot-size": 4000,
-    "big-partition": 100_000,
+    "hello-sequence": 2000, "hello-sequence5": 2000, "fan-out": 1000, "fan-out-10k": 10_000,
+    "fan-out-100k": 100_000, "counter": 5000, "bank": 1000, "latency": 50, "replay": 1000,
+    "snapshot-size": 4000, "big-partition": 100_000,
 }
+FAN_OUTS = ("fan-out", "fan-out-10k", "fan-out-100k")
 
 
 class Host(Protocol):
@@ -130,11 +131,11 @@ def hello(host: Host, kind: str, partitions: int, n: int, length: int) -> Result
     return _timed(name, kind, partitions, n, clock, errors)
 
 
-def fan_out(host: Host, kind: str, partitions: int, n: int) -> Result:
+def fan_out(host: Host, kind: str, partitions: int, n: int, name: str = "fan-out") -> Result:
     client = host.client()
     clock = _Clock()
     total = client.perform(w.FanOut(width=n))
-    return _timed("fan-out", kind, partitions, n, clock, int(total != w.expected_fan_out(n)))
+    return _timed(name, kind, partitions, n, clock, int(total != w.expected_fan_out(n)))
 
 
 def counter(host: Host, kind: str, partitions: int, n: int, keys: int = 100) -> Result:
@@ -290,8 +291,8 @@ def run_workload(name: str, kind: str, partitions: int, n: int | None) -> Result
             return hello(host, kind, partitions, count, 3)
         if name == "hello-sequence5":
             return hello(host, kind, partitions, count, 5)
-        if name == "fan-out":
-            return fan_out(host, kind, partitions, count)
+        if name in FAN_OUTS:
+            return fan_out(host, kind, partitions, count, name)
         if name == "counter":
             return counter(host, kind, partitions, count)
         if name == "bank":

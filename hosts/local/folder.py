@@ -37,7 +37,7 @@ from reactive.hosting.seams import (
     Stored,
 )
 
-FORMAT = "2"
+FORMAT = "4"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,15 +46,16 @@ CREATE TABLE IF NOT EXISTS inbox (
     time REAL NOT NULL, data BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS inbox_by_partition ON inbox (partition, id);
 CREATE TABLE IF NOT EXISTS snapshots (
-    partition INTEGER PRIMARY KEY, generation INTEGER NOT NULL, base BLOB NOT NULL,
+    partition INTEGER PRIMARY KEY, generation INTEGER NOT NULL,
     deltas INTEGER NOT NULL, delivered TEXT);
+CREATE TABLE IF NOT EXISTS bases (partition INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS deltas (
     partition INTEGER NOT NULL, generation INTEGER NOT NULL, n INTEGER NOT NULL,
     data BLOB NOT NULL, PRIMARY KEY (partition, generation, n));
 CREATE TABLE IF NOT EXISTS status (
     instance_id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL,
     partition INTEGER NOT NULL, created REAL NOT NULL, updated REAL NOT NULL,
-    result TEXT, error TEXT);
+    result TEXT, error TEXT, custom_status TEXT);
 CREATE INDEX IF NOT EXISTS status_by_status ON status (status, instance_id);
 CREATE INDEX IF NOT EXISTS status_by_created ON status (created);
 CREATE TABLE IF NOT EXISTS health (partition INTEGER PRIMARY KEY, data TEXT NOT NULL);
@@ -111,6 +112,12 @@ class FolderState:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         self._db.executescript(_SCHEMA)
+        # reads of committed data (statuses, input, snapshots) on a connection of their
+        # own: in WAL mode they never wait for the writer's transaction and fsync
+        self._reader = sqlite3.connect(
+            self.folder / "state.db", timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self._read_mutex = threading.Lock()
         self._grouping = False
         self._in_tx = False
         self.partitions = self._check_meta(app_name, partitions)
@@ -139,10 +146,11 @@ class FolderState:
             meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
             if not meta:
                 count = partitions or 4
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO meta VALUES (?, ?)",
-                    [("format", FORMAT), ("app", app_name), ("partitions", str(count))],
-                )
+                with self._write() as db:  # all three or none: a kill -9 may come here too
+                    db.executemany(
+                        "INSERT OR IGNORE INTO meta VALUES (?, ?)",
+                        [("format", FORMAT), ("app", app_name), ("partitions", str(count))],
+                    )
                 meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         if meta.get("format") != FORMAT:
             raise FolderError(f"state folder {self.folder} has format {meta.get('format')!r}, "
@@ -159,8 +167,9 @@ class FolderState:
         return count
 
     def close(self) -> None:
-        with self._mutex:
+        with self._mutex, self._read_mutex:
             self._db.close()
+            self._reader.close()
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
@@ -204,8 +213,8 @@ class FolderState:
             self._db.execute("COMMIT")
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        with self._mutex:
-            return self._db.execute(sql, args).fetchall()
+        with self._read_mutex:
+            return self._reader.execute(sql, args).fetchall()
 
     # -- input logs and the sender ------------------------------------------------------------
 
@@ -243,18 +252,25 @@ class FolderState:
     # -- the snapshot store ----------------------------------------------------------------------
 
     def load(self, partition: int) -> Stored:
-        with self._mutex:
-            row = self._db.execute(
-                "SELECT generation, base, deltas, delivered FROM snapshots WHERE partition = ?",
-                (partition,),
-            ).fetchone()
-            if row is None:
-                return Stored()
-            generation, base, count, delivered = row
-            deltas = [bytes(d) for (d,) in self._db.execute(
-                "SELECT data FROM deltas WHERE partition = ? AND generation = ? ORDER BY n",
-                (partition, generation),
-            )]
+        # the base lives in a table of its own: updating the small snapshots row (every
+        # commit) must not rewrite a base of megabytes
+        with self._read_mutex:
+            self._reader.execute("BEGIN")  # one consistent view for both reads
+            try:
+                row = self._reader.execute(
+                    "SELECT generation, data, deltas, delivered FROM snapshots JOIN bases"
+                    " USING (partition) WHERE partition = ?",
+                    (partition,),
+                ).fetchone()
+                if row is None:
+                    return Stored()
+                generation, base, count, delivered = row
+                deltas = [bytes(d) for (d,) in self._reader.execute(
+                    "SELECT data FROM deltas WHERE partition = ? AND generation = ? ORDER BY n",
+                    (partition, generation),
+                )]
+            finally:
+                self._reader.execute("COMMIT")
         return Stored(bytes(base), tuple(deltas), f"{generation}.{count}", delivered)
 
     def _version(self, db: sqlite3.Connection, partition: int) -> tuple[int, int] | None:
@@ -286,11 +302,12 @@ class FolderState:
             self._fence(partition, current, expected)
             generation = 1 if current is None else current[0] + 1
             db.execute("DELETE FROM deltas WHERE partition = ?", (partition,))
+            db.execute("INSERT OR REPLACE INTO bases VALUES (?, ?)", (partition, base))
             db.execute(
-                "INSERT INTO snapshots (partition, generation, base, deltas) VALUES (?, ?, ?, 0)"
+                "INSERT INTO snapshots (partition, generation, deltas) VALUES (?, ?, 0)"
                 " ON CONFLICT (partition) DO UPDATE SET generation = excluded.generation,"
-                " base = excluded.base, deltas = 0",
-                (partition, generation, base),
+                " deltas = 0",
+                (partition, generation),
             )
         return f"{generation}.0"
 
@@ -313,13 +330,15 @@ class FolderState:
     def publish(self, records: Sequence[StatusRecord], health: PartitionHealth) -> None:
         with self._write() as db:
             db.executemany(
-                "INSERT INTO status VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id)"
+                "INSERT INTO status VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id)"
                 " DO UPDATE SET name = excluded.name, status = excluded.status,"
                 " partition = excluded.partition, updated = excluded.updated,"
-                " result = excluded.result, error = excluded.error"
+                " result = excluded.result, error = excluded.error,"
+                " custom_status = excluded.custom_status"
                 " WHERE excluded.updated >= status.updated OR status.status = 'pending'",
                 [(r.instance_id, r.name, r.status, r.partition, r.created, r.updated,
-                  json.dumps(r.result), json.dumps(r.error)) for r in records],
+                  json.dumps(r.result), json.dumps(r.error), json.dumps(r.custom_status))
+                 for r in records],
             )
             db.execute(
                 "INSERT OR REPLACE INTO health VALUES (?, ?)",
@@ -329,9 +348,9 @@ class FolderState:
     def put_pending(self, record: StatusRecord) -> bool:
         with self._write() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO status VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO status VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (record.instance_id, record.name, record.status, record.partition,
-                 record.created, record.updated, "null", "null"),
+                 record.created, record.updated, "null", "null", "null"),
             )
             return cursor.rowcount == 1
 
@@ -369,6 +388,6 @@ class FolderState:
 
 
 def _record(row: Sequence[Any]) -> StatusRecord:
-    iid, name, status, partition, created, updated, result, error = row
+    iid, name, status, partition, created, updated, result, error, custom = row
     return StatusRecord(iid, name, status, partition, created, updated,
-                        json.loads(result), json.loads(error))
+                        json.loads(result), json.loads(error), json.loads(custom or "null"))

@@ -92,6 +92,7 @@ class LocalHost:
         self._due: dict[int, float | None] = {}
         self._mutex = threading.RLock()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by this host's clients when they send
         self._thread: threading.Thread | None = None
         self.invocations = 0
         self.deliveries = 0
@@ -119,8 +120,8 @@ class LocalHost:
 
     def client(self) -> SeamClient:
         drive = None if self._thread is not None else self.run
-        return SeamClient(self.schema, self.count, self.inbox, self.status, self.epoch,
-                          drive=drive, clock=self.clock)
+        return SeamClient(self.schema, self.count, _Waking(self.inbox, self._wake),
+                          self.status, self.epoch, drive=drive, clock=self.clock)
 
     # -- driving -------------------------------------------------------------------------------
 
@@ -202,9 +203,10 @@ class LocalHost:
                 if self._thread is None and until is None:
                     time.sleep(wait)
                 else:
-                    self._stop.wait(min(wait, 0.05))
+                    self._wake.wait(min(wait, 0.05))
+                    self._wake.clear()
 
-    def start_background(self, poll: float = 0.005) -> None:
+    def start_background(self, poll: float = 0.05) -> None:
         """Drive the partitions continuously in a thread (``reactive serve``)."""
         if self._thread is not None:
             return
@@ -212,13 +214,17 @@ class LocalHost:
         def loop() -> None:
             while not self._stop.is_set():
                 self.run(until=self._stop.is_set)
-                self._stop.wait(poll)
+                # woken at once by this host's clients; input from other processes
+                # is picked up within ``poll`` seconds
+                self._wake.wait(poll)
+                self._wake.clear()
 
         self._thread = threading.Thread(target=loop, name="reactive-driver", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -263,3 +269,15 @@ class _Output:
 
     def unhandled(self, partition: int, text: str) -> None:
         self.host._unhandled(text)
+
+
+class _Waking:
+    """A sender that wakes the host's driver after each send."""
+
+    def __init__(self, inner: Inbox, wake: threading.Event) -> None:
+        self.inner = inner
+        self.wake = wake
+
+    def send(self, messages: Sequence[Outgoing]) -> None:
+        self.inner.send(messages)
+        self.wake.set()

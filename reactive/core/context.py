@@ -205,6 +205,11 @@ class OrchestrationContext:
         """Resolves with the value of the next external event ``name`` raised by a client."""
         return self._run.wait_for_event(name)
 
+    def set_custom_status(self, value: Any) -> None:
+        """Publish a JSON value with the instance's status (progress, a stage name) for
+        clients, ``reactive status`` and the dashboard; it replays like everything else."""
+        self._run.set_custom_status(value)
+
     def continue_as_new(self, op: Orchestration[Any]) -> NoReturn:
         """Restart this instance with new input and an empty history (for eternal loops)."""
         self._run.continue_as_new(op)

@@ -26,7 +26,7 @@ class Future(Generic[T]):
         self._raced = False  # passed to any(): the code may abandon it
         self._ok = True
         self._value: Any = None
-        self._listeners: list[Callable[[Future[Any]], None]] = []
+        self._listeners: list[Callable[[Future[Any]], None]] | None = None
 
     def done(self) -> bool:
         return self._done
@@ -46,13 +46,16 @@ class Future(Generic[T]):
         if self._done:
             return
         self._done, self._ok, self._value = True, ok, value
-        listeners, self._listeners = self._listeners, []
-        for listener in listeners:
-            listener(self)
+        listeners, self._listeners = self._listeners, None
+        if listeners is not None:
+            for listener in listeners:
+                listener(self)
 
     def _on_done(self, listener: Callable[[Future[Any]], None]) -> None:
         if self._done:
             listener(self)
+        elif self._listeners is None:
+            self._listeners = [listener]
         else:
             self._listeners.append(listener)
 
@@ -64,9 +67,12 @@ class Future(Generic[T]):
 
 class AllFuture(Future[list[Any]]):
     """Resolves when every child has resolved; fails with the first failure in argument
-    order (``settle=True``: never fails, for ``finish()``)."""
+    order (``settle=True``: never fails, for ``finish()``).
 
-    __slots__ = ("_children", "_settle")
+    Linear in the number of children: each child's resolution only decrements a count,
+    and the children are inspected once, when the last one resolves."""
+
+    __slots__ = ("_children", "_remaining", "_settle")
 
     def __init__(
         self, owner: object, children: Sequence[Future[Any]], settle: bool = False
@@ -74,13 +80,15 @@ class AllFuture(Future[list[Any]]):
         super().__init__(owner)
         self._children = list(children)
         self._settle = settle
+        self._remaining = len(self._children)
         for child in self._children:
-            child._on_done(self._check)
+            child._on_done(self._child_done)
         if not self._children:
             self._resolve(True, [])
 
-    def _check(self, _: Future[Any]) -> None:
-        if self._done or not all(c._done for c in self._children):
+    def _child_done(self, _: Future[Any]) -> None:
+        self._remaining -= 1
+        if self._remaining or self._done:
             return
         if not self._settle:
             for child in self._children:

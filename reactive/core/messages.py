@@ -105,6 +105,9 @@ class Commit:
     keys: tuple[PKey, ...]
     locked: bool = False  # applied inside the caller's lock: no queue entry to release
     holder: str | None = None  # then: the id of that lock
+    # set for an event performed inside a critical section: ``keys`` may span owners; each
+    # applies its own and passes the rest on, the last one answers ``reply``
+    reply: Reply | None = None
 
 
 @dataclass(slots=True)

@@ -8,6 +8,8 @@ re-runs the code against the history, sending nothing for recorded calls.
 from __future__ import annotations
 
 import hashlib
+import inspect
+import json
 import random
 import uuid
 from collections.abc import Coroutine
@@ -50,6 +52,28 @@ def _describe(verb: str, op: Operation, name: str) -> str:
     return f"{verb} {name}#{digest}"
 
 
+def _awaitable(result: Any, cls: type, method: str) -> Any:
+    """The coroutine ``cls.method`` returned, or a clear error if it is not one (a plain
+    ``def`` where ``async def`` is required)."""
+    if not inspect.isawaitable(result):
+        raise errors.DefinitionError(
+            f"{cls.__name__}.{method} must be declared 'async def' (it returned "
+            f"{type(result).__name__} {result!r:.60} instead of a coroutine)"
+        )
+    return result
+
+
+def _raised_by_asyncio(exc: BaseException) -> bool:
+    """Whether asyncio itself raised ``exc`` in this coroutine (not, say, an activity whose
+    error arrived over the wire and was raised again by ``await``)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__", "").startswith("asyncio."):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 class Run:
     """One live orchestration (or state initializer) instance on its partition."""
 
@@ -78,6 +102,7 @@ class Run:
         self.calls: list[list[Any]] = []  # [description] or [description, value]
         self.responses: list[list[Any]] = []  # [call, ok, value] or ["e", name, value]
         self.logged = 0  # application log lines emitted so far
+        self.custom_status: Any = None  # set by ctx.set_custom_status
         # in-memory execution state
         self.next_call = 0
         self.next_log = 0
@@ -87,6 +112,7 @@ class Run:
         self.forks: list[Future[Any]] = []
         self.performs: list[int] = []  # calls whose results the code must await
         self.locked_children: dict[int, str] = {}  # call -> child running inside our locks
+        self.locked_events: list[int] = []  # calls: events sent inside locks, answered
         self.event_waiters: list[tuple[str, int]] = []
         self.event_buffer: list[tuple[str, Any]] = []
         self.lock_granted = False
@@ -107,6 +133,8 @@ class Run:
         }
         if self.generation:
             data["generation"] = self.generation
+        if self.custom_status is not None:
+            data["custom_status"] = self.custom_status
         if self.op is not None:
             data["op"] = schema.encode_op(self.op)
         if self.reply is not None:
@@ -144,6 +172,7 @@ class Run:
         run.responses = data["responses"]
         run.logged = data["logged"]
         run.generation = data.get("generation", 0)
+        run.custom_status = data.get("custom_status")
         return run
 
     # -- driving the coroutine -------------------------------------------------------------
@@ -176,10 +205,17 @@ class Run:
             state_info, key = self.init
             self.init_state = state_info.cls()
             ctx = InitContext(self, state_info.affinity.key_value(key))
-            await self.init_state.initialize(ctx, ctx.key)
+            await _awaitable(
+                self.init_state.initialize(ctx, ctx.key), state_info.cls, "initialize"
+            )
             return None
         assert self.op is not None
-        return await self.op.execute(OrchestrationContext(self))
+        # the code runs on a copy: it may change its own fields, yet a replay (and the
+        # snapshot) must start from the input as it was received
+        working = self.op.model_copy(deep=True)
+        return await _awaitable(
+            working.execute(OrchestrationContext(self)), type(working), "execute"
+        )
 
     def _step(self) -> None:
         assert self.coro is not None
@@ -190,17 +226,17 @@ class Run:
                 self._complete(True, stop.value)
                 return
             except ContinueAsNew as again:
+                if self.fatal is not None:
+                    self._complete(False, self.fatal)
+                    return
                 self._restart(again.op)
                 continue
-            except RuntimeError as exc:
-                if "event loop" in str(exc):  # e.g. asyncio.sleep(1) outside any loop
-                    exc = errors.OrchestrationMisuseError(  # type: ignore[assignment]
+            except Exception as exc:  # the orchestration failed: deliver to the caller
+                if isinstance(exc, RuntimeError) and _raised_by_asyncio(exc):
+                    exc = errors.OrchestrationMisuseError(  # e.g. asyncio.sleep(1), no loop
                         f"orchestration {self.name} used asyncio ({exc}); orchestration code "
                         "may only await its context's operations, e.g. ctx.sleep"
                     )
-                self._complete(False, exc)
-                return
-            except Exception as exc:  # the orchestration failed: deliver to the caller
                 self._complete(False, exc)
                 return
             if self.fatal is not None:
@@ -247,21 +283,35 @@ class Run:
 
     # -- history ---------------------------------------------------------------------------
 
-    def _call(self, description: str) -> tuple[int, bool]:
+    def _call(self, description: str, op: Operation | None = None) -> tuple[int, bool]:
         """Record a call, or check it against the history; returns (index, replayed)."""
         index = self.next_call
         self.next_call += 1
         if index < len(self.calls):
             recorded = self.calls[index][0]
             if recorded != description and self.fatal is None:
-                self.fatal = errors.NonDeterminismError(
-                    f"orchestration {self.name} made call #{index} {description!r}, but its "
-                    f"history records {recorded!r}: orchestration code must be deterministic"
-                )
+                self.fatal = self._divergence(index, description, recorded, op)
             return index, True
         self.calls.append([description])
         self.partition.touch_run(self.instance_id)
         return index, False
+
+    def _divergence(
+        self, index: int, made: str, recorded: str, op: Operation | None
+    ) -> errors.NonDeterminismError:
+        """The error for a replayed call that differs from the history (calls count from
+        1; the history keeps a digest of an operation's inputs, the replay has them)."""
+        verb, _, name = made.partition(" ")
+        was_verb, _, was_name = recorded.partition(" ")
+        shown = f"{verb} {op!r}" if op is not None else made
+        if op is not None and (verb, name.split("#")[0]) == (was_verb, was_name.split("#")[0]):
+            was = f"{recorded.split('#')[0]} with other inputs"
+        else:
+            was = recorded.split("#")[0]
+        return errors.NonDeterminismError(
+            f"orchestration {self.name} made call #{index + 1} {shown}, but its history "
+            f"records {was} there: orchestration code must be deterministic"
+        )
 
     def _future(self, index: int, decode: Any) -> Future[Any]:
         future: Future[Any] = Future(self)
@@ -375,7 +425,7 @@ class Run:
         self._check(op)
         schema = self.partition.schema
         info = schema.info(op)
-        index, replayed = self._call(_describe("perform", op, info.name))
+        index, replayed = self._call(_describe("perform", op, info.name), op)
         future = self._future(index, info.result.validate_python)
         self.performs.append(index)
         reply = (self.partition.index, self.tag, index, False)
@@ -416,13 +466,18 @@ class Run:
         if not effects:
             self._resolve(index, True, None)
         elif self.lock_keys is not None:
-            # inside our critical section: apply directly, no lock chain; messages from us to
-            # each owner are FIFO, so our later calls observe the event
+            # inside a critical section (ours or our caller's): no lock chain; the owners
+            # answer once all have the event, so the locks, wherever they are released
+            # from, cannot be released before it arrived (nor our later calls overtake it)
+            self.locked_events.append(index)
             if not replayed:
-                self.partition.send_commits(
-                    f"{self.tag}#{index}", event, effects, True, self.holder
+                self.calls[index].append("acked")
+                self.partition.send_locked_commit(
+                    f"{self.tag}#{index}", event, tuple(effects), self.holder, reply
                 )
-            self._resolve(index, True, None)
+            elif len(self.calls[index]) < 2:  # recorded when such events were not answered
+                self.locked_events.pop()
+                self._resolve(index, True, None)
         elif not replayed:
             self.partition.send_acquire(f"{self.tag}#{index}", tuple(effects), reply, event)
 
@@ -430,7 +485,7 @@ class Run:
         self._check(op, forked=True)
         schema = self.partition.schema
         info = schema.info(op)
-        index, replayed = self._call(_describe("fork", op, info.name))
+        index, replayed = self._call(_describe("fork", op, info.name), op)
         future = self._future(index, None)
         self.forks.append(future)
         reply = (self.partition.index, self.tag, index, True)
@@ -528,6 +583,18 @@ class Run:
         self.event_waiters.append((name, index))
         return future
 
+    def set_custom_status(self, value: Any) -> None:
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"a custom status must be JSON data: {exc}") from None
+        if value == self.custom_status:
+            return
+        self.custom_status = value
+        self.partition.touch_run(self.instance_id)
+        if self.reply is None and self.init is None and not self.is_replaying():
+            self.partition.status_changed(self)
+
     def continue_as_new(self, op: Orchestration[Any]) -> NoReturn:
         if not isinstance(op, Orchestration):
             raise TypeError("continue_as_new() takes an orchestration object")
@@ -542,6 +609,7 @@ class Run:
         self.calls, self.responses = [], carried
         self.logged = self.next_log = self.next_call = 0
         self.futures, self.decoders, self.forks, self.performs = {}, {}, [], []
+        self.locked_events = []
         self.event_waiters, self.event_buffer = [], []
         self.partition.drop_timers(self.tag)
         self.generation += 1
@@ -577,6 +645,12 @@ class Run:
     # -- completion -------------------------------------------------------------------------
 
     def _complete(self, ok: bool, value: Any) -> None:
+        if self.fatal is not None:  # a replay diverged: whatever the code did next, it failed
+            ok, value = False, self.fatal
+            if self.coro is not None:
+                self.coro.close()
+            # final: nothing revives it, and an operator must hear of it (no caller may)
+            self.partition.report(self.name, self.partition.encode_error(value))
         pending = [
             i for i in self.performs if not self.futures[i].done() and not self.futures[i]._raced
         ]
@@ -586,8 +660,20 @@ class Run:
                 f"operation(s) were still pending ({', '.join(self.calls[i][0] for i in pending)}"
                 "); await them, or use ctx.fork for detached work"
             )
-        self.done = True
         self.blocked = None
+        inflight = [self.futures[i] for i in self.locked_events if not self.futures[i].done()]
+        if inflight and self.fatal is None:
+            # an event sent inside the locks has not reached every owner yet (abandoned in
+            # any(), or not awaited): releasing now could let it arrive after the release,
+            # half-applied; finish once every owner has answered
+            AllFuture(self, inflight, settle=True)._on_done(lambda _: self._finish(ok, value))
+            return
+        self._finish(ok, value)
+
+    def _finish(self, ok: bool, value: Any) -> None:
+        if self.done:
+            return
+        self.done = True
         self.release_locks()
         self._stop_locked_children()
         self.partition.run_completed(self, ok, value)

@@ -16,10 +16,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from reactive import errors
 from reactive.app import Kind, OperationInfo, PKey, Schema, StateInfo
 from reactive.core import messages as m
-from reactive.core import results
+from reactive.core import results, states
 from reactive.core.context import ReadContext, SubscriptionContext, UpdateContext
 from reactive.core.orchestration import Run
 from reactive.model import Activity, Event, Operation, Orchestration, RetryPolicy, State
@@ -75,6 +77,7 @@ class Partition:
         self.activities: dict[tuple[str, int], _PendingActivity] = {}
         self.initializing: dict[tuple[str, PKey], list[m.LocalOp | m.Commit | m.Exists]] = {}
         self.early_events: dict[str, list[tuple[str, Any]]] = {}
+        self.early_count = 0  # events in early_events, bounded by schema.keep_early_events
         self._effects = Effects()
         self._local: deque[m.Message] = deque()
         # what changed since the last take_delta(): a commit writes only these entries
@@ -133,7 +136,10 @@ class Partition:
             return record
         run = self.runs.get(instance_id)
         if run is not None and run.init is None:
-            return {"status": "running", "name": type(run.op).__name__}
+            record = {"status": "running", "name": type(run.op).__name__}
+            if run.custom_status is not None:
+                record["custom_status"] = run.custom_status
+            return record
         return None
 
     # -- sending ---------------------------------------------------------------------------
@@ -181,7 +187,8 @@ class Partition:
 
     def report(self, source: str, error: Any) -> None:
         """An error nobody awaits (a failed fork, an event handler): the host's hook gets it."""
-        self._effects.errors.append(f"{source}: {error['type']}: {error['message']}")
+        where = f" (at {error['where']})" if isinstance(error, dict) and "where" in error else ""
+        self._effects.errors.append(f"{source}: {error['type']}: {error['message']}{where}")
 
     def _take_effects(self) -> Effects:
         effects, self._effects = self._effects, Effects()
@@ -239,7 +246,9 @@ class Partition:
         self.touch_run(iid)
         if msg.reply is None:
             self._status_changes[iid] = {"name": info.name, "status": "running"}
-        for name, value in self.early_events.pop(iid, ()):
+        early = self.early_events.pop(iid, [])
+        self.early_count -= len(early)
+        for name, value in early:
             run.deliver_event(name, value)
         run.start()
 
@@ -259,6 +268,8 @@ class Partition:
         if run.reply is None:
             record: dict[str, Any] = {"name": info.name, "status": "completed" if ok else "failed"}
             record["result" if ok else "error"] = payload
+            if run.custom_status is not None:
+                record["custom_status"] = run.custom_status
             self._remember(run.instance_id, record)
 
     def run_for(self, tag: str) -> Run | None:
@@ -298,6 +309,24 @@ class Partition:
             run.deliver_event(msg.name, msg.value)
         elif msg.instance_id not in self.completed:
             self.early_events.setdefault(msg.instance_id, []).append((msg.name, msg.value))
+            self.early_count += 1
+            self._bound_early_events()
+
+    def _bound_early_events(self) -> None:
+        """Events for instances that never start must not pile up: beyond the app's limit,
+        drop the oldest (of the instance id that has waited longest) and report it."""
+        while self.early_count > self.schema.keep_early_events:
+            instance_id = next(iter(self.early_events))
+            waiting = self.early_events[instance_id]
+            name, _ = waiting.pop(0)
+            if not waiting:
+                del self.early_events[instance_id]
+            self.early_count -= 1
+            self.report(f"partition {self.index}", self.encode_error(errors.ReactiveError(
+                f"dropped external event {name!r} raised to instance {instance_id!r}, which "
+                f"has not started: more than {self.schema.keep_early_events} events wait for "
+                "instances that have not started on this partition (App(keep_early_events=...))"
+            )))
 
     def _on_terminate(self, msg: m.Terminate) -> None:
         run = self.runs.pop(msg.instance_id, None)
@@ -385,11 +414,12 @@ class Partition:
             self.add_timer(due, msg.instance_id, msg.call, "retry")
             return
         del self.activities[key]
+        value = msg.value if msg.ok else results.after_attempts(msg.value, msg.attempt)
         if pending.fork and not msg.ok:
-            self.report(f"forked activity {type(pending.op).__name__}", msg.value)
+            self.report(f"forked activity {type(pending.op).__name__}", value)
         run = self.run_for(msg.instance_id)
         if run is not None:
-            run.deliver(msg.call, msg.ok, msg.value)
+            run.deliver(msg.call, msg.ok, value)
 
     # -- states: reads and updates under key locks ----------------------------------------
 
@@ -452,13 +482,30 @@ class Partition:
         self._dirty["states"].add(skey)
         key_value = state_info.affinity.key_value(msg.key)
         ctx_cls = UpdateContext if info.kind is Kind.UPDATE else ReadContext
+        before = state.model_dump(mode="json")
         try:
             result = msg.op.execute(ctx_cls(self, msg.op_id, key_value, state))  # type: ignore[attr-defined]
             ok, payload = self.encode_result(info, result)
         except Exception as exc:
             ok, payload = False, self.encode_error(exc)
+        invalid = self._settle(skey, state, before, f"{info.kind.value} {info.name}")
+        if invalid is not None:
+            ok, payload = False, self.encode_error(invalid)
         self.reply(msg.reply, ok, payload, f"forked {info.kind.value} {info.name}")
         return True
+
+    def _settle(
+        self, skey: tuple[str, PKey], state: State[Any], before: Any, what: str
+    ) -> errors.InvalidStateError | None:
+        """Keep the state user code left if it reads back from its snapshot form; else
+        restore it as it was (``before``, its snapshot form) and return the error."""
+        info = self.schema.states_by_name[skey[0]]
+        try:
+            self.states[skey] = states.settle(info, skey[1], state, what)
+            return None
+        except errors.InvalidStateError as exc:
+            self.states[skey] = info.cls.model_validate(before)
+            return exc
 
     def _parked_at(self, skey: tuple[str, PKey], locked: bool) -> list[Any] | None:
         """The waiters to join if this state is being initialized. A locked operation also
@@ -504,8 +551,14 @@ class Partition:
         if not ok:
             self.report(f"initializer of {state_info.name} {key[1]}", self.encode_error(value))
         skey = (state_info.name, key)
-        self.states[skey] = run.init_state
+        self.states[skey] = state_info.cls()
         self._dirty["states"].add(skey)
+        invalid = self._settle(
+            skey, run.init_state, self.states[skey].model_dump(mode="json"),
+            f"the initializer of {state_info.name}",
+        )
+        if invalid is not None:  # it starts from its field defaults instead
+            self.report(f"initializer of {state_info.name} {key[1]}", self.encode_error(invalid))
         for waiter in self.initializing.pop(skey, []):
             self._resume(waiter)
 
@@ -567,18 +620,45 @@ class Partition:
             if queue and isinstance(queue[0], m.Acquire) and queue[0].lock_id == msg.lock_id:
                 self._advance(key)
 
+    def send_locked_commit(
+        self, lock_id: str, event: Event, keys: tuple[PKey, ...], holder: str | None,
+        reply: m.Reply,
+    ) -> None:
+        """An event performed inside a critical section: it visits the owners of its keys
+        in turn and the last one answers ``reply``, so the performer (and whoever holds
+        the locks) cannot go on, or release them, before every owner has the event."""
+        dest = self.schema.owner(keys[0], self.count)
+        self.send(m.Commit(dest, lock_id, event, keys, True, holder, reply))
+
     def _on_commit(self, msg: m.Commit) -> None:
-        for key in msg.keys:
+        keys, rest = msg.keys, tuple[PKey, ...]()
+        if msg.reply is not None:  # walking the owners: ours now, the rest further on
+            mine = [self.schema.owner(k, self.count) == self.index for k in msg.keys]
+            keys = tuple(k for k, own in zip(msg.keys, mine, strict=True) if own)
+            rest = tuple(k for k, own in zip(msg.keys, mine, strict=True) if not own)
+        refused: errors.SynchronizationDisciplineError | None = None
+        for key in keys:
             if msg.locked and not self._holds(key, msg.holder):
-                self.report(f"event {type(msg.event).__name__}", self.encode_error(
-                    errors.SynchronizationDisciplineError(
-                        f"event {type(msg.event).__name__} on {key[0]} {key[1]} arrived "
-                        "after its caller's lock was released; it was not applied"
-                    )))
+                refused = errors.SynchronizationDisciplineError(
+                    f"event {type(msg.event).__name__} on {key[0]} {key[1]} arrived "
+                    "after its caller's lock was released; it was not applied"
+                )
+                self.report(f"event {type(msg.event).__name__}", self.encode_error(refused))
                 continue
             single = m.Commit(msg.dest, msg.lock_id, msg.event, (key,), msg.locked, msg.holder)
             if self._apply_event(single, key) and not msg.locked:
                 self._advance(key)
+        if msg.reply is None:
+            return
+        if rest and refused is None:
+            dest = self.schema.owner(rest[0], self.count)
+            self.send(m.Commit(
+                dest, msg.lock_id, msg.event, rest, msg.locked, msg.holder, msg.reply
+            ))
+        elif refused is not None:
+            self.reply(msg.reply, False, self.encode_error(refused), "")
+        else:
+            self.reply(msg.reply, True, None, "")
 
     def _apply_event(self, msg: m.Commit, key: PKey) -> bool:
         """Apply the event to every subscribing state at ``key``, creating missing ones;
@@ -601,15 +681,18 @@ class Partition:
             skey = (state_info.name, key)
             state = self.states[skey]
             self._dirty["states"].add(skey)
+            before = state.model_dump(mode="json")
             key_value = state_info.affinity.key_value(key)
+            source = f"{state_info.name} {key[1]} handling {event_name}"
             for handler in state_info.handlers[type(msg.event)]:
                 ctx = SubscriptionContext(self, f"{msg.lock_id}@{key[1]}", key_value)
                 try:
                     handler(state, ctx, msg.event)
                 except Exception as exc:
-                    self.report(
-                        f"{state_info.name} {key[1]} handling {event_name}", self.encode_error(exc)
-                    )
+                    self.report(source, self.encode_error(exc))
+            invalid = self._settle(skey, state, before, f"event {event_name}")
+            if invalid is not None:
+                self.report(source, self.encode_error(invalid))
         return True
 
     # -- snapshots -------------------------------------------------------------------------
@@ -620,6 +703,13 @@ class Partition:
 
     def touch_run(self, instance_id: str) -> None:
         self._dirty["runs"].add(instance_id)
+
+    def status_changed(self, run: Run) -> None:
+        """A live top-level instance changed what it shows (its custom status)."""
+        info = self.schema.info(run.op)  # type: ignore[arg-type]
+        self._status_changes[run.instance_id] = {
+            "name": info.name, "status": "running", "custom_status": run.custom_status,
+        }
 
     def take_status_changes(self) -> dict[str, dict[str, Any]]:
         """Top-level instances whose status changed since the last call: instance id ->
@@ -702,9 +792,14 @@ class Partition:
         part.started = head["started"]
         part.timer_seq = head["timer_seq"]
         for name, key, state in data["states"].values():
-            part.states[(name, (key[0], key[1]))] = schema.states_by_name[name].cls.model_validate(
-                state
-            )
+            try:
+                loaded = schema.states_by_name[name].cls.model_validate(state)
+            except (KeyError, ValidationError) as exc:
+                raise errors.CorruptSnapshotError(
+                    f"partition {part.index}: state {name} at key {key[1]} cannot be loaded: "
+                    f"{exc}"
+                ) from exc
+            part.states[(name, (key[0], key[1]))] = loaded
         for key, entries in data["queues"].values():
             part.queues[(key[0], key[1])] = deque(
                 m.from_wire(e, schema) for e in entries  # type: ignore[misc]
@@ -725,15 +820,19 @@ class Partition:
                 m.from_wire(w, schema) for w in waiters  # type: ignore[misc]
             ]
         part.early_events = {k: [tuple(e) for e in v] for k, v in head["early_events"].items()}
+        part.early_count = sum(len(v) for v in part.early_events.values())
         for run_data in data["runs"].values():
             run = Run.from_snapshot(part, run_data)
             part.runs[run.instance_id] = run
         for run in list(part.runs.values()):
             run.replay()
         part._drain_local()
-        for dirty in part._dirty.values():
-            dirty.clear()  # replay re-marks what it touches; nothing changed yet
-        part._status_changes.clear()
+        if all(iid in part.runs for iid in data["runs"]):
+            for dirty in part._dirty.values():
+                dirty.clear()  # replay re-marks what it touches; nothing changed yet
+            part._status_changes.clear()
+        # else a replay diverged (NonDeterminismError): that failure and all it caused are
+        # real changes, and the next commit must make them durable (failed for good)
         # a faithful replay produces no effects; a nondeterministic one may fail an
         # orchestration, and that failure must reach its caller: take_effects() hands it over
         return part

@@ -7,6 +7,7 @@ process and Python version that runs the application.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 _JUMP_MULTIPLIER = 2862933555777941757
 _MASK64 = (1 << 64) - 1
@@ -27,5 +28,6 @@ def jump_hash(key: int, buckets: int) -> int:
     return b
 
 
+@lru_cache(maxsize=1 << 16)  # pure; hosts place the same instance ids over and over
 def place_text(text: str, partitions: int) -> int:
     return jump_hash(stable_digest(text), partitions)

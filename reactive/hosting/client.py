@@ -59,14 +59,16 @@ class HostClient:
                 return InstanceStatus(instance_id, "pending")
             return None
         name, status = record["name"], record["status"]
+        custom = record.get("custom_status")
         if status == "running":
-            return InstanceStatus(instance_id, "running", name)
+            return InstanceStatus(instance_id, "running", name, custom_status=custom)
         if status == "completed":
             info = self.host.schema.by_name[name]
             result = info.result.validate_python(record["result"])
-            return InstanceStatus(instance_id, "completed", name, result=result)
+            return InstanceStatus(instance_id, "completed", name, result=result,
+                                  custom_status=custom)
         error = decode_error(self.host.schema, record["error"])
-        return InstanceStatus(instance_id, status, name, error=error)
+        return InstanceStatus(instance_id, status, name, error=error, custom_status=custom)
 
     def wait(self, instance_id: str, timeout: float | None = None) -> Any:
         """Run the emulator until the instance is done; its result, or its error raised.
@@ -227,11 +229,14 @@ class SeamClient:
 
 def to_instance_status(schema: Schema, record: StatusRecord) -> InstanceStatus:
     """A status store record as the client API's InstanceStatus."""
+    custom = record.custom_status
     if record.status == "completed":
         info = schema.by_name.get(record.name)
         result = info.result.validate_python(record.result) if info else record.result
-        return InstanceStatus(record.instance_id, "completed", record.name, result=result)
+        return InstanceStatus(record.instance_id, "completed", record.name, result=result,
+                              custom_status=custom)
     if record.status in ("failed", "terminated"):
         error = decode_error(schema, record.error)
-        return InstanceStatus(record.instance_id, record.status, record.name, error=error)
-    return InstanceStatus(record.instance_id, record.status, record.name)
+        return InstanceStatus(record.instance_id, record.status, record.name, error=error,
+                              custom_status=custom)
+    return InstanceStatus(record.instance_id, record.status, record.name, custom_status=custom)

@@ -108,6 +108,7 @@ class StatusRecord:
     updated: float
     result: Any = None
     error: Any = None
+    custom_status: Any = None  # what the orchestration last set with ctx.set_custom_status
 
 
 @dataclass(frozen=True, slots=True)

@@ -368,7 +368,8 @@ class PartitionWorker:
             out = envelope.from_partition(self.options.epoch, self.index, seq, msg, self.schema)
             host.outbox.append([out.dest, out.dedup, out.data.decode("latin-1")])
         host.statuses = [
-            [iid, change["name"], change["status"], change.get("result"), change.get("error")]
+            [iid, change["name"], change["status"], change.get("result"), change.get("error"),
+             change.get("custom_status")]
             for iid, change in part.take_status_changes().items()
         ]
         host.output = [["log", level, text] for level, text in effects.logs]
@@ -424,8 +425,8 @@ class PartitionWorker:
             hook("sent")
         now = self.clock()
         records = [
-            StatusRecord(iid, name, status, self.index, now, now, result, error)
-            for iid, name, status, result, error in host.statuses
+            StatusRecord(iid, name, status, self.index, now, now, result, error, custom)
+            for iid, name, status, result, error, custom in host.statuses
         ]
         health = PartitionHealth(
             self.index, warm.version or "", now, warm.part.next_due(),

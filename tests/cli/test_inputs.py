@@ -43,3 +43,34 @@ def test_a_missing_input_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_version() -> None:
     done = reactive("--version")
     assert done.returncode == 0 and done.stdout.startswith("reactive 0.")
+
+
+def test_run_summary_as_json_names_what_a_stuck_instance_waits_for() -> None:
+    import json
+
+    done = reactive("run", "tests.cli.troubled_app", "--json")
+    assert done.returncode == 1
+    summary = json.loads(done.stdout)
+    rows = {row["instance_id"]: row for row in summary["instances"]}
+    assert rows["startup-2-Approval"]["status"] == "running"
+    assert rows["startup-2-Approval"]["waits"] == ["event 'approved'"]
+    assert rows["startup-0-Billing"]["error"]["where"].startswith("tests/cli/troubled_app.py:")
+    assert len(summary["unhandled"]) == 1
+    assert "charging too much" in done.stderr  # log lines keep stdout for the JSON
+
+
+def test_max_time_ends_a_run_of_an_eternal_orchestration(tmp_path: Path) -> None:
+    app = tmp_path / "eternal.py"
+    app.write_text(
+        "from reactive import App, Orchestration, OrchestrationContext\n"
+        "app = App('eternal')\n"
+        "class Monitor(Orchestration[None], startup=True):\n"
+        "    async def execute(self, ctx: OrchestrationContext) -> None:\n"
+        "        while True:\n"
+        "            await ctx.sleep(60)\n"
+        "app.register(Monitor)\n"
+    )
+    done = reactive("run", str(app), "--max-time", "3600")
+    assert done.returncode == 0, done.stderr
+    assert "== summary (stopped at --max-time) ==" in done.stdout
+    assert "startup-0-Monitor  Monitor  running    waits for timer due at" in done.stdout

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+import threading
 import time
 from typing import Any, ClassVar
 
@@ -17,6 +19,8 @@ from reactive import (
     App,
     Orchestration,
     OrchestrationContext,
+    OrchestrationMisuseError,
+    ReactiveError,
     RetryPolicy,
 )
 from tests.features._support import fault_free_and_faulty
@@ -266,3 +270,116 @@ def test_backoff_delays_are_capped_by_max_delay() -> None:
     attempt, waited = client.perform(CappedBackoff())
     assert attempt == 4
     assert 100 + 150 + 150 <= waited < 100 + 150 + 150 + 5
+
+
+# -- user code cannot take the host down or wedge it ----------------------------------------------
+
+
+class Quits(Activity[int]):
+    how: str  # "exit" or "interrupt"
+
+    def execute(self, ctx: ActivityContext) -> int:
+        if self.how == "exit":
+            sys.exit(3)
+        raise KeyboardInterrupt
+
+
+class CatchesQuits(Orchestration[str]):
+    how: str
+
+    async def execute(self, ctx: OrchestrationContext) -> str:
+        try:
+            await ctx.perform(Quits(how=self.how))
+        except ReactiveError as exc:
+            return str(exc)
+        return "no error"
+
+
+RELEASE = threading.Event()  # set at the end of the test that strands threads
+
+
+class Overruns(Activity[str]):
+    time_limit: ClassVar[float | None] = 0.02
+
+    def execute(self, ctx: ActivityContext) -> str:
+        RELEASE.wait(10)
+        return "late"
+
+
+class Healthy(Activity[str]):
+    time_limit: ClassVar[float | None] = 1.0
+
+    def execute(self, ctx: ActivityContext) -> str:
+        return "healthy"
+
+
+class OverrunsThenHealthy(Orchestration[list[str]]):
+    overruns: int
+
+    async def execute(self, ctx: OrchestrationContext) -> list[str]:
+        outcomes = []
+        for _ in range(self.overruns):
+            try:
+                outcomes.append(await ctx.perform(Overruns()))
+            except ActivityTimeoutError:
+                outcomes.append("timeout")
+        outcomes.append(await ctx.perform(Healthy()))
+        return outcomes
+
+
+class FailsRemotely(Activity[int]):
+    def execute(self, ctx: ActivityContext) -> int:
+        raise RuntimeError("no running event loop in the payment service")
+
+
+class LetsActivityErrorThrough(Orchestration[int]):
+    async def execute(self, ctx: OrchestrationContext) -> int:
+        return await ctx.perform(FailsRemotely())
+
+
+guarded = App("guarded-activities")
+guarded.register(
+    Quits, CatchesQuits, Overruns, Healthy, OverrunsThenHealthy, AsyncAdd, AddPoints,
+    AsyncSnail, Limited, Snail, FailsRemotely, LetsActivityErrorThrough,
+)
+
+
+@pytest.mark.parametrize(("how", "raised"), [("exit", "SystemExit(3)"),
+                                             ("interrupt", "KeyboardInterrupt")])
+def test_exiting_or_interrupting_fails_the_activity_not_the_host(how: str, raised: str) -> None:
+    em = Emulator(guarded, partitions=2)
+    message = em.client().perform(CatchesQuits(how=how))
+    assert f"activity Quits raised {raised}" in message
+    assert em.client().perform(AddPoints()) == [1001, 1102, 1203, 1304]  # the host lives on
+
+
+def test_overrunning_activities_do_not_starve_later_ones() -> None:
+    try:
+        client = Emulator(guarded, partitions=1).client()
+        outcomes = client.perform(OverrunsThenHealthy(overruns=12))
+        assert outcomes == ["timeout"] * 12 + ["healthy"]
+    finally:
+        RELEASE.set()
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_activities_run_when_the_host_runs_inside_an_event_loop(use_async: bool) -> None:
+    async def host_function() -> tuple[list[int], str, str]:
+        client = Emulator(guarded, partitions=2).client()
+        return (
+            client.perform(AddPoints()),
+            client.perform(Limited(seconds=0.01, use_async=use_async)),
+            client.perform(Limited(seconds=2.0, use_async=use_async)),
+        )
+
+    points, quick, slow = asyncio.run(host_function())
+    assert points == [1001, 1102, 1203, 1304]
+    assert quick == "finished"
+    assert slow.startswith("timeout: ")
+
+
+def test_an_activity_error_mentioning_event_loops_is_not_blamed_on_the_orchestration() -> None:
+    client = Emulator(guarded, partitions=2).client()
+    with pytest.raises(RuntimeError, match="payment service") as caught:
+        client.perform(LetsActivityErrorThrough())
+    assert not isinstance(caught.value, OrchestrationMisuseError)

@@ -3,13 +3,14 @@ that makes a different call fails the instance with NonDeterminismError."""
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 from uuid import UUID
 
 import pytest
 
-from hosts.emulator import Emulator
+from hosts.emulator import Emulator, Faults
 from reactive import (
     Activity,
     ActivityContext,
@@ -24,7 +25,7 @@ from reactive import (
     Update,
     UpdateContext,
 )
-from reactive.core.partition import Partition
+from reactive.core.partition import Partition, apply_delta
 from tests.features._support import (
     fault_free_and_faulty,
     faults,
@@ -228,7 +229,7 @@ def test_changed_code_fails_the_restored_instance_with_non_determinism_error(
     message = str(error)
     assert "Branchy" in message
     assert iid in message
-    assert "#0" in message  # the position of the diverging call
+    assert "call #1 " in message  # the position of the diverging call, counted from 1
     assert "GoRight" in message and "GoLeft" in message  # both calls
     with pytest.raises(NonDeterminismError):
         client.wait(iid)
@@ -272,3 +273,82 @@ def test_non_determinism_in_a_child_reaches_the_awaiting_parent(
     result = client.wait(parent)
     assert result.startswith("child failed: ")
     assert "GoRight" in result and "GoLeft" in result
+
+
+# -- an orchestration that changes its own fields -------------------------------------------------
+
+
+class Echo(Activity[int]):
+    value: int
+
+    def execute(self, ctx: ActivityContext) -> int:
+        return self.value
+
+
+class CountsInItsFields(Orchestration[int]):
+    """Uses its own field as a loop counter: replay must start from the input as received."""
+
+    n: int = 0
+    seen: list[int] = []
+
+    async def execute(self, ctx: OrchestrationContext) -> int:
+        total = 0
+        while self.n < 3:
+            total += await ctx.perform(Echo(value=self.n))
+            self.seen.append(self.n)
+            self.n += 1
+        return total
+
+
+mutating_app = App("mutating")
+mutating_app.register(CountsInItsFields, Echo)
+
+
+def test_changing_its_own_fields_does_not_break_replay() -> None:
+    def scenario(em: Emulator) -> Any:
+        return em.client().perform(CountsInItsFields())
+
+    assert scenario(Emulator(mutating_app, partitions=2)) == 3
+    for seed in range(3):
+        em = Emulator(
+            mutating_app, partitions=2, faults=Faults(restore_probability=1.0, seed=seed)
+        )
+        assert scenario(em) == 3
+        assert em.restores > 0
+
+
+def test_the_caller_s_object_and_the_recorded_input_stay_as_given() -> None:
+    em = Emulator(mutating_app, partitions=1)
+    client = em.client()
+    op = CountsInItsFields(n=1)
+    iid = client.start(op, instance_id="given")
+    assert client.wait(iid) == 3  # 1 + 2
+    assert (op.n, op.seen) == (1, [])
+
+
+# -- a NonDeterminismError is final ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("wait", ["timer", "event"])
+def test_a_non_determinism_failure_is_final_and_reported(
+    wait: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    em = Emulator(nd_app, partitions=3)
+    client = em.client()
+    iid = client.start(Branchy(wait=wait), instance_id=f"final-{wait}")
+    home = _run_until_waiting(em, iid)
+    stored = snapshot_bytes(em.parts[home])  # what the host's store holds
+
+    monkeypatch.setattr(sys.modules[__name__], "BRANCH", "right")  # a bad deployment
+    diverged = Partition.restore(em.schema, json.loads(json.dumps(stored)))
+    effects = diverged.take_effects()
+    assert any("NonDeterminismError" in e and iid in e for e in effects.errors)
+    assert diverged.take_status_changes()[iid]["status"] == "failed"
+    apply_delta(stored, json.loads(json.dumps(diverged.take_delta())))  # the host commits
+
+    monkeypatch.setattr(sys.modules[__name__], "BRANCH", "left")  # rolled back
+    em.parts[home] = Partition.restore(em.schema, stored)
+    status = client.status(iid)
+    assert status is not None and status.status == "failed"
+    assert isinstance(status.error, NonDeterminismError)
+    assert iid not in em.parts[home].runs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hosts.emulator import Emulator
@@ -147,3 +148,71 @@ def test_events_for_other_names_do_not_wake_the_waiter() -> None:
     assert status is not None and status.status == "running"
     client.raise_event(iid, "approved", "yes")
     assert client.wait(iid) == "yes"
+
+
+def test_events_for_instances_that_never_start_are_bounded() -> None:
+    bounded = App("bounded-early-events", keep_early_events=50)
+    bounded.register(Approval)
+    em = Emulator(bounded, partitions=2)
+    client = em.client()
+    sizes = []
+    for batch in range(5):
+        for i in range(batch * 200, (batch + 1) * 200):
+            client.raise_event(f"nobody-{i}", "approved", "x" * 50)
+        em.run()
+        sizes.append(sum(len(json.dumps(p.snapshot())) for p in em.parts))
+    assert sizes[-1] < 1.1 * sizes[0]  # snapshots stop growing
+    early = [sum(len(v) for v in p.early_events.values()) for p in em.parts]
+    assert all(count <= 50 for count in early) and sum(early) >= 50
+    assert len(em.unhandled) == 1000 - sum(early)
+    assert "dropped external event 'approved' raised to instance 'nobody-0'" in em.unhandled[0]
+    assert "keep_early_events" in em.unhandled[0]
+    # the most recent ones are still delivered when their instance starts
+    assert client.wait(client.start(Approval(), instance_id="nobody-999")) == "x" * 50
+
+
+def test_bounded_early_events_survive_restores_unchanged() -> None:
+    bounded = App("bounded-early-events-faults", keep_early_events=5)
+    bounded.register(Collector)
+
+    def scenario(em: Emulator) -> Any:
+        client = em.client()
+        for i in range(8):
+            client.raise_event("later", "n", i)
+        em.run()
+        return client.wait(client.start(Collector(count=5), instance_id="later")), len(
+            em.unhandled
+        )
+
+    assert fault_free_and_faulty(bounded, scenario) == ([3, 4, 5, 6, 7], 3)
+
+
+class Stages(Orchestration[str]):
+    """Shows where it is through its custom status."""
+
+    async def execute(self, ctx: OrchestrationContext) -> str:
+        ctx.set_custom_status({"stage": "waiting for approval"})
+        by = await ctx.wait_for_event("approved")
+        ctx.set_custom_status({"stage": "done", "by": by})
+        return str(by)
+
+
+app.register(Stages)
+
+
+def test_custom_status_is_published_with_the_status() -> None:
+    def scenario(em: Emulator) -> Any:
+        client = em.client()
+        iid = client.start(Stages(), instance_id="stages")
+        em.run()
+        waiting = client.status(iid)
+        assert waiting is not None
+        client.raise_event(iid, "approved", "ann")
+        result = client.wait(iid)
+        done = client.status(iid)
+        assert done is not None
+        return [waiting.status, waiting.custom_status, result, done.custom_status]
+
+    assert fault_free_and_faulty(app, scenario) == [
+        "running", {"stage": "waiting for approval"}, "ann", {"stage": "done", "by": "ann"}
+    ]

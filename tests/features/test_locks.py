@@ -519,3 +519,57 @@ def test_writes_in_flight_from_an_abandoned_child_never_enter_the_next_critical_
         notes = client.perform(Notes(account=account))
         assert _critical_section_is_not_interleaved(notes), (seed, notes)
     assert gave_up > 0  # the scenario really abandoned a busy child
+
+
+# -- events performed inside nested critical sections ---------------------------------------------
+
+
+class MoveInside(Orchestration[str], lock=True):
+    """Runs inside its caller's locks and performs an event over both held keys."""
+
+    src: str
+    dst: str
+
+    def affinities(self) -> list[Affinity]:
+        return [AccountKey(account=self.src), AccountKey(account=self.dst)]
+
+    async def execute(self, ctx: OrchestrationContext) -> str:
+        await ctx.perform(Moved(src=self.src, dst=self.dst, amount=1))
+        return "moved"
+
+
+class HoldsAndDelegates(Orchestration[str], lock=True):
+    src: str
+    dst: str
+
+    def affinities(self) -> list[Affinity]:
+        return [AccountKey(account=self.src), AccountKey(account=self.dst)]
+
+    async def execute(self, ctx: OrchestrationContext) -> str:
+        return await ctx.perform(MoveInside(src=self.src, dst=self.dst))
+
+
+nested_events = App("nested-lock-events")
+nested_events.register(Account, Moved, Balance, MoveInside, HoldsAndDelegates)
+
+
+def test_an_event_from_a_nested_critical_section_applies_before_the_locks_are_released() -> None:
+    for seed in range(60):
+        em = Emulator(nested_events, partitions=4, seed=seed)
+        client = em.client()
+        assert client.perform(HoldsAndDelegates(src="c", dst="d")) == "moved"
+        em.run()
+        assert em.unhandled == [], f"seed {seed}: {em.unhandled}"
+        assert client.perform(Balance(account="c")) == -1, f"seed {seed}"
+        assert client.perform(Balance(account="d")) == 1, f"seed {seed}"
+
+
+def test_nested_critical_section_events_survive_faults() -> None:
+    def scenario(em: Emulator) -> Any:
+        client = em.client()
+        results = [client.perform(HoldsAndDelegates(src="c", dst="d")) for _ in range(3)]
+        em.run()
+        balances = [client.perform(Balance(account=a)) for a in ("c", "d")]
+        return results, balances, em.unhandled
+
+    assert fault_free_and_faulty(nested_events, scenario, seed=5) == (["moved"] * 3, [-3, 3], [])

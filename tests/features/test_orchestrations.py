@@ -221,6 +221,14 @@ class AllFails(Orchestration[str]):
         return "no failure"
 
 
+class WideFanOut(Orchestration[int]):
+    width: int
+
+    async def execute(self, ctx: OrchestrationContext) -> int:
+        results = await ctx.all(*[ctx.perform(Double(n=i)) for i in range(self.width)])
+        return sum(results)
+
+
 class AnyTimer(Orchestration[str]):
     async def execute(self, ctx: OrchestrationContext) -> str:
         long = ctx.sleep(100)
@@ -380,6 +388,7 @@ app.register(
     ScheduleEverything,
     AllOk,
     AllFails,
+    WideFanOut,
     AnyTimer,
     AnyValue,
     LaterValue,
@@ -493,6 +502,11 @@ def test_all_raises_the_first_failure_in_argument_order() -> None:
         return em.client().perform(AllFails())
 
     assert fault_free_and_faulty(app, scenario) == "first in argument order: only 3 left"
+
+
+def test_all_gathers_a_fan_out_of_20_000_activities() -> None:
+    client = Emulator(app, partitions=4).client()
+    assert client.perform(WideFanOut(width=20_000)) == sum(2 * i for i in range(20_000))
 
 
 def test_any_resolves_with_the_first_future() -> None:

@@ -343,3 +343,48 @@ def test_unregistered_operation_fails_the_orchestration_when_uncaught() -> None:
     status = client.status(iid)
     assert status is not None and status.status == "failed"
     assert isinstance(status.error, UnknownOperationError)
+
+
+# -- compiling leaves the application alone -----------------------------------------------------
+
+
+def test_an_application_may_name_its_own_operations_like_the_runtime_s_built_ins() -> None:
+    class ClientPerform(Orchestration[str]):  # the same name as a runtime built-in
+        who: str
+
+        async def execute(self, ctx: OrchestrationContext) -> str:
+            await ctx.sleep(1)  # a timer: ctx.schedule uses a built-in of this kind too
+            return f"performed for {self.who}"
+
+    class ScheduledFork(Orchestration[int]):
+        async def execute(self, ctx: OrchestrationContext) -> int:
+            ctx.schedule(5, Bump(good="later"))
+            await ctx.finish()
+            return await ctx.perform(ClientPerform(who="ann")) == "performed for ann"
+
+    app = App("own-names")
+    app.register(ClientPerform, ScheduledFork, Bump)
+    client = Emulator(app, partitions=2).client()
+    assert client.perform(ClientPerform(who="bob")) == "performed for bob"
+    assert client.perform(ScheduledFork()) == 1
+    assert client.perform(Bump(good="later")) == 2  # the scheduled bump ran first
+
+
+def test_after_compiling_the_application_may_still_take_a_built_in_s_name() -> None:
+    class ClientFork(Orchestration[int]):
+        async def execute(self, ctx: OrchestrationContext) -> int:
+            return 7
+
+    app = App("compiled-first")
+    app.register(Bump)
+    assert Emulator(app, partitions=1).client().perform(Bump(good="x")) == 1
+    app.register(ClientFork)
+    assert Emulator(app, partitions=1).client().perform(ClientFork()) == 7
+
+
+def test_built_ins_recorded_under_their_earlier_names_still_decode() -> None:
+    from reactive.core.builtin_ops import ClientFork
+
+    schema = App("older-snapshots").compile()
+    op = schema.decode_op(["ClientFork", {"op": ["Bump", {"good": "x"}]}])
+    assert isinstance(op, ClientFork)

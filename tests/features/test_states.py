@@ -13,8 +13,10 @@ from reactive import (
     ActivityContext,
     Affinity,
     App,
+    DefinitionError,
     Event,
     InitContext,
+    InvalidStateError,
     Orchestration,
     OrchestrationContext,
     Read,
@@ -26,7 +28,9 @@ from reactive import (
     UpdateContext,
     subscribe,
 )
-from tests.features._support import fault_free_and_faulty, key_on
+from reactive.core.partition import Partition
+from reactive.errors import CorruptSnapshotError
+from tests.features._support import fault_free_and_faulty, key_on, snapshot_bytes
 
 # -- creation -----------------------------------------------------------------------------------
 
@@ -632,3 +636,104 @@ def test_any_string_key_works_with_an_initializer(key: str) -> None:
         return client.perform(Spend(wallet=key, amount=1)), client.perform(Inits(wallet=key))
 
     assert fault_free_and_faulty(init_app, scenario, fault_seeds=(1,)) == (9, 1)
+
+
+# -- states stay loadable whatever user code stores in them -------------------------------------
+
+
+class GaugeKey(Affinity):
+    gauge: str
+
+
+class Calibrated(GaugeKey, Event):
+    reading: Any
+
+
+class Gauge(State[GaugeKey]):
+    level: int = 0
+    marks: list[int] = []
+
+    @subscribe(Calibrated)
+    def on_calibrated(self, ctx: SubscriptionContext, event: Calibrated) -> None:
+        self.level = event.reading
+
+
+class SetLevel(GaugeKey, Update[Gauge, int], create=True):
+    level: Any
+
+    def execute(self, ctx: UpdateContext[Gauge]) -> int:
+        ctx.state.level = self.level
+        return 1
+
+
+class AddMark(GaugeKey, Update[Gauge, None], create=True):
+    mark: Any
+
+    def execute(self, ctx: UpdateContext[Gauge]) -> None:
+        ctx.state.marks.append(self.mark)
+
+
+class GaugeLevel(GaugeKey, Read[Gauge, list[Any]]):
+    def execute(self, ctx: ReadContext[Gauge]) -> list[Any]:
+        return [ctx.state.level, list(ctx.state.marks)]
+
+
+gauges = App("gauges")
+gauges.register(Gauge, SetLevel, AddMark, GaugeLevel, Calibrated)
+
+
+def _restores_every_partition(em: Emulator) -> None:
+    for part in em.parts:
+        Partition.restore(em.schema, snapshot_bytes(part))
+
+
+def test_an_update_storing_a_wrong_type_fails_names_the_field_and_is_undone() -> None:
+    em = Emulator(gauges, partitions=2)
+    client = em.client()
+    assert client.perform(SetLevel(gauge="g1", level=5)) == 1
+    with pytest.raises(InvalidStateError) as caught:
+        client.perform(SetLevel(gauge="g1", level="high"))
+    message = str(caught.value)
+    assert "SetLevel" in message and "Gauge" in message
+    assert '"g1"' in message and "level" in message and "'high'" in message
+    with pytest.raises(InvalidStateError, match=r"field marks\.0: Input should be a valid integer"):
+        client.perform(AddMark(gauge="g1", mark={"not": "an int"}))
+    assert client.perform(GaugeLevel(gauge="g1")) == [5, []]
+    _restores_every_partition(em)
+
+
+def test_a_value_that_only_reads_back_converted_is_held_as_read_back() -> None:
+    em = Emulator(gauges, partitions=1)
+    client = em.client()
+    client.perform(SetLevel(gauge="g2", level=7.0))
+    level = client.perform(GaugeLevel(gauge="g2"))[0]
+    assert level == 7 and type(level) is int  # what a restored partition would hold
+
+
+def test_an_event_storing_a_wrong_type_is_reported_and_undone() -> None:
+    em = Emulator(gauges, partitions=2)
+    client = em.client()
+    client.perform(SetLevel(gauge="g3", level=2))
+    client.perform(Calibrated(gauge="g3", reading=[1, 2]))
+    assert client.perform(GaugeLevel(gauge="g3")) == [2, []]
+    assert len(em.unhandled) == 1
+    assert "InvalidStateError" in em.unhandled[0] and "Calibrated" in em.unhandled[0]
+    _restores_every_partition(em)
+
+
+def test_a_corrupt_state_in_a_snapshot_names_its_partition() -> None:
+    em = Emulator(gauges, partitions=1)
+    em.client().perform(SetLevel(gauge="g4", level=1))
+    data = snapshot_bytes(em.parts[0])
+    (entry,) = data["states"].values()
+    entry[2]["level"] = "broken"
+    with pytest.raises(CorruptSnapshotError, match=r"partition 0: state Gauge at key \"g4\""):
+        Partition.restore(em.schema, data)
+
+
+def test_a_state_whose_default_could_not_be_stored_is_rejected_at_registration() -> None:
+    class BadDefault(State[GaugeKey]):
+        level: int = "high"  # type: ignore[assignment]
+
+    with pytest.raises(DefinitionError, match="BadDefault has a default that does not fit"):
+        App("bad-default").register(BadDefault)
