@@ -1,0 +1,96 @@
+"""The bench's ``azure-local`` host: an app on the Azure host driven by the local runner,
+against the storage account and namespace the environment names, or Azurite and the
+Event Hubs stand-in started for the run. Implements the bench's ``Host`` protocol
+(``client()``, ``run(until)``, ``batch()``)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from hosts.azure.local import LocalServices, serve, wait_until
+from hosts.azure.settings import EVENTHUBS, STORAGE, AzureSettings
+from reactive.app import App
+from reactive.hosting import requests
+from reactive.hosting.client import SeamClient
+from reactive.hosting.seams import Outgoing, StatusQuery, StatusRecord
+from reactive.model import Orchestration
+
+IDLE_FOR = 1.0  # seconds without invocations, with no instance pending or running
+
+
+class _BatchingClient(SeamClient):
+    def __init__(self, bench: AzureLocalBench) -> None:
+        host = bench.served.host
+        super().__init__(host.schema, host.settings.partitions, host.sender, host.status,
+                         host.settings.epoch)
+        self.bench = bench
+
+    def start(self, orchestration: Orchestration[Any], instance_id: str | None = None) -> str:
+        if not self.bench.batching:
+            return super().start(orchestration, instance_id)
+        name = self.schema.info(orchestration).name
+        iid = instance_id or requests.new_id()
+        out = requests.start(self.schema, self.partitions, self.epoch, iid, orchestration)
+        now = time.time()
+        self.bench.buffer.append((StatusRecord(iid, name, "pending", out.dest, now, now), out))
+        return iid
+
+
+class AzureLocalBench:
+    def __init__(self, app: App, partitions: int) -> None:
+        self.services: LocalServices | None = None
+        if os.environ.get(STORAGE) and os.environ.get(EVENTHUBS):
+            settings = AzureSettings.from_env(
+                {**os.environ, "REACTIVE_PARTITIONS": str(partitions)}
+            )
+        else:
+            self.services = LocalServices(partitions)
+            settings = self.services.start()
+        self.served = serve(app, partitions, settings, timer_interval=1.0)
+        self.batching = False
+        self.buffer: list[tuple[StatusRecord, Outgoing]] = []
+
+    def client(self) -> SeamClient:
+        return _BatchingClient(self)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Starts made inside are submitted together: their pending records in parallel,
+        their messages in one send (batches per partition)."""
+        self.batching = True
+        try:
+            yield
+        finally:
+            self.batching = False
+            buffered, self.buffer = self.buffer, []
+            host = self.served.host
+            host.status.put_pending_all([record for record, _ in buffered])
+            host.sender.send([out for _, out in buffered])
+
+    def run(self, until: Callable[[], bool] | None = None) -> bool:
+        if until is not None:
+            return wait_until(until, 3600, poll=0.05)
+        stats = self.served.runner.stats
+        status = self.served.host.status
+        last, since = -1, time.monotonic()
+        while True:
+            time.sleep(0.2)
+            if stats.invocations != last:
+                last, since = stats.invocations, time.monotonic()
+                continue
+            if time.monotonic() - since < IDLE_FOR:
+                continue
+            busy = any(status.query(StatusQuery(status=s, limit=1))
+                       for s in ("pending", "running"))
+            if not busy:
+                return True
+            since = time.monotonic()
+
+    def close(self) -> None:
+        self.served.stop()
+        if self.services is not None:
+            self.services.stop()
