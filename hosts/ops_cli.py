@@ -430,6 +430,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         served: int = cli_serve(args)
         return served
+    if args.host == "azure-local":
+        from hosts.azure.local import serve_command
+
+        app = load_app(args.app)
+        _compile(app)
+        azure: int = serve_command(app, args.partitions or 4, port=args.port)
+        return azure
     if args.state is None:
         raise CliError("serve --host local needs --state DIR (the state folder)")
     app = load_app(args.app)

@@ -25,7 +25,7 @@ from hosts.local import LocalHost
 from reactive.client import Client
 from reactive.core.partition import Partition
 
-HOSTS = ("emulator", "local", "folder", "fifo", "eventhubs", "aws-local")
+HOSTS = ("emulator", "local", "folder", "fifo", "eventhubs", "aws-local", "azure-local")
 WORKLOADS = (
     "hello-sequence", "hello-sequence5", "fan-out", "fan-out-10k", "fan-out-100k", "counter",
     "bank", "latency", "replay", "snapshot-size", "big-partition",
@@ -89,6 +89,14 @@ def _host(kind: str, partitions: int) -> Iterator[Host]:
 
         with aws_local(w.app, partitions) as aws:
             yield aws
+    elif kind == "azure-local":
+        from hosts.azure.bench import AzureLocalBench  # Azurite and the stand-in of its own
+
+        azure = AzureLocalBench(w.app, partitions)
+        try:
+            yield azure
+        finally:
+            azure.close()
     else:
         raise ValueError(f"unknown host {kind!r}; choose from {', '.join(HOSTS)}")
 

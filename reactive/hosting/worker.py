@@ -73,6 +73,7 @@ class WorkerOptions:
     remembered_requests: int = 100_000  # client request ids kept for de-duplication
     max_gap: int = 100_000  # how far ahead of its sender's order a message may be held
     compact_ratio: float = 1.0  # write a new base once the deltas outgrow the base this much
+    compact_min_bytes: int = 256 * 1024  # ... and this many bytes (a small base compacts less)
 
 
 @dataclass
@@ -388,9 +389,9 @@ class PartitionWorker:
         warm.dirty_held.clear()
         data = _encode(delta)
         try:
-            if warm.version is not None and (
-                warm.delta_bytes + len(data) <= warm.base_bytes * self.options.compact_ratio
-            ):
+            limit = max(warm.base_bytes * self.options.compact_ratio,
+                        self.options.compact_min_bytes)
+            if warm.version is not None and warm.delta_bytes + len(data) <= limit:
                 version = self.store.append(self.index, data, warm.version)
                 warm.delta_bytes += len(data)
             else:

@@ -423,7 +423,8 @@ def new_cluster(kind: str, partitions: int, seed: int, faults: Faults,
     else:
         raise ValueError(kind)
     schema = app.compile()
-    options = WorkerOptions(partitions, time_budget=time_budget)
+    # compact as soon as the deltas outgrow the base: the faults must meet compactions
+    options = WorkerOptions(partitions, time_budget=time_budget, compact_min_bytes=0)
     workers = [
         [PartitionWorker(schema, i, options, store, transport, status, clock, _Sink(output))
          for _ in range(2)]
