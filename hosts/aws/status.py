@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 
 from hosts.aws.config import AwsConfig
 from hosts.aws.store import CONFLICT_CODES, _error_code
+from reactive.hosting.memory import matches
 from reactive.hosting.seams import PartitionHealth, StatusQuery, StatusRecord
 
 INSTANCES = "status/instances/"
@@ -173,15 +174,6 @@ class S3StatusStore:
         stored = self._read(self.key(instance_id))
         return None if stored is None else _record(stored[0])
 
-    def _matches(self, record: StatusRecord, query: StatusQuery) -> bool:
-        return (
-            (query.status is None or record.status == query.status)
-            and (query.name is None or record.name == query.name)
-            and (query.since is None or record.created >= query.since)
-            and (query.until is None or record.created < query.until)
-            and (query.after is None or record.instance_id > query.after)
-        )
-
     def query(self, query: StatusQuery) -> list[StatusRecord]:
         """Lists the instance objects in key order (which is instance id order) and reads
         them a page at a time: a scan, since S3 has no secondary index."""
@@ -197,7 +189,7 @@ class S3StatusStore:
             for data in self._pool.map(self._read, keys):
                 if data is not None:
                     record = _record(data[0])
-                    if self._matches(record, query):
+                    if matches(record, query):
                         found.append(record)
             if len(found) >= query.limit:
                 break
