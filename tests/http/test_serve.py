@@ -140,7 +140,7 @@ def test_generated_key_is_kept_and_no_auth_is_loopback(tmp_path: Path) -> None:
     "argv, message",
     [
         (["serve", "no_such_module:app", "--state", "{state}"], "cannot import module"),
-        (["serve", "samples.hello.app:app"], "required: --state"),
+        (["serve", "samples.hello.app:app"], "serve --host local needs --state DIR"),
         (["serve", "samples.hello.app:app", "--state", "{state}", "--port", "{busy}"],
          "cannot listen on 127.0.0.1:"),
         (["serve", "samples.hello.app:app", "--state", "{file}"], "is a file"),
