@@ -637,10 +637,22 @@ class Run:
         self.lock_granted = True
 
     def release_locks(self) -> None:
+        release = None
         if self.lock_mode == "acquire" and self.lock_granted and self.lock_keys:
             self.lock_granted = False
-            self.partition.send_release(f"{self.tag}#0", self.lock_keys)
             # (the same id as ``holder``: locked operations still in flight are refused)
+            release = (f"{self.tag}#0", self.lock_keys)
+        unanswered = self._unanswered_inside_locks() if self.done else []
+        if unanswered:  # ended with events (or children) inside the locks still in flight
+            self.partition.hold_until_answered(self.tag, unanswered, release)
+        elif release is not None:
+            self.partition.send_release(*release)
+
+    def _unanswered_inside_locks(self) -> list[int]:
+        """Calls made inside the locks that have not answered: events on their way to their
+        owners, and locked children (stopped with us; they answer once they have settled)."""
+        calls = [*self.locked_events, *self.locked_children]
+        return [i for i in calls if i in self.futures and not self.futures[i].done()]
 
     # -- completion -------------------------------------------------------------------------
 

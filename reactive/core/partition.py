@@ -78,6 +78,10 @@ class Partition:
         self.initializing: dict[tuple[str, PKey], list[m.LocalOp | m.Commit | m.Exists]] = {}
         self.early_events: dict[str, list[tuple[str, Any]]] = {}
         self.early_count = 0  # events in early_events, bounded by schema.keep_early_events
+        # runs that ended (terminated, or failed for good) while something they sent inside
+        # their locks was still in flight: tag -> what they still wait for, the release and
+        # the answer to their caller, both held until every one of those calls has answered
+        self.settling: dict[str, dict[str, Any]] = {}
         self._effects = Effects()
         self._local: deque[m.Message] = deque()
         # what changed since the last take_delta(): a commit writes only these entries
@@ -264,7 +268,7 @@ class Partition:
             ok, payload = self.encode_result(info, value)
         else:
             payload = self.encode_error(value)
-        self.reply(run.reply, ok, payload, f"forked orchestration {info.name}")
+        self.answer(run.tag, run.reply, ok, payload, f"forked orchestration {info.name}")
         if run.reply is None:
             record: dict[str, Any] = {"name": info.name, "status": "completed" if ok else "failed"}
             record["result" if ok else "error"] = payload
@@ -295,6 +299,43 @@ class Partition:
         run = self.run_for(msg.instance_id)
         if run is not None:
             run.deliver(msg.call, msg.ok, msg.value)
+        else:
+            self._answered_after_end(msg.instance_id, msg.call)
+
+    def hold_until_answered(
+        self, tag: str, calls: list[int], release: tuple[str, tuple[PKey, ...]] | None
+    ) -> None:
+        """An ended run's locks must outlive what it sent inside them: an event that
+        reached one owner before the release and another after it would be half-applied.
+        Hold the release (and the run's answer, see :meth:`answer`) until ``calls`` answer."""
+        self.settling[tag] = {
+            "wait": sorted(calls), "release": None if release is None else list(release),
+            "reply": None,
+        }
+
+    def answer(self, tag: str, reply: m.Reply | None, ok: bool, value: Any, source: str) -> None:
+        """Answer an ended run's caller, after the run has settled (a caller running inside
+        the same locks may release them once it hears, so the answer waits too)."""
+        held = self.settling.get(tag)
+        if held is None:
+            self.reply(reply, ok, value, source)
+        else:
+            held["reply"] = [reply, ok, value, source]
+
+    def _answered_after_end(self, tag: str, call: int) -> None:
+        held = self.settling.get(tag)
+        if held is None or call not in held["wait"]:
+            return  # a duplicate, or an answer nobody waits for any more
+        held["wait"].remove(call)
+        if held["wait"]:
+            return
+        del self.settling[tag]
+        if held["release"] is not None:
+            lock_id, keys = held["release"]
+            self.send_release(lock_id, tuple((k[0], k[1]) for k in keys))
+        if held["reply"] is not None:
+            reply, ok, value, source = held["reply"]
+            self.reply(None if reply is None else tuple(reply), ok, value, source)
 
     def _on_granted(self, msg: m.Granted) -> None:
         run = self.run_for(msg.instance_id)
@@ -340,7 +381,7 @@ class Partition:
         error = self.encode_error(
             errors.TerminatedError(f"{run.name} was terminated: {msg.reason or 'no reason given'}")
         )
-        self.reply(run.reply, False, error, "terminated orchestration")
+        self.answer(run.tag, run.reply, False, error, "terminated orchestration")
         if run.reply is None:
             self._remember(
                 msg.instance_id,
@@ -737,6 +778,7 @@ class Partition:
                 for (name, key), waiters in self.initializing.items()
             ],
             "early_events": self.early_events,
+            "settling": self.settling,
         }
 
     def _entry(self, section: str, key: Any) -> tuple[str, Any]:
@@ -821,6 +863,7 @@ class Partition:
             ]
         part.early_events = {k: [tuple(e) for e in v] for k, v in head["early_events"].items()}
         part.early_count = sum(len(v) for v in part.early_events.values())
+        part.settling = {tag: dict(held) for tag, held in head.get("settling", {}).items()}
         for run_data in data["runs"].values():
             run = Run.from_snapshot(part, run_data)
             part.runs[run.instance_id] = run

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from hosts.emulator import Emulator
 from reactive import (
     Activity,
@@ -16,13 +18,14 @@ from reactive import (
     Read,
     ReadContext,
     State,
+    StateNotFoundError,
     SubscriptionContext,
     SynchronizationDisciplineError,
     Update,
     UpdateContext,
     subscribe,
 )
-from tests.features._support import fault_free_and_faulty, key_on
+from tests.features._support import fault_free_and_faulty, faults, key_on
 
 
 class AccountKey(Affinity):
@@ -573,3 +576,68 @@ def test_nested_critical_section_events_survive_faults() -> None:
         return results, balances, em.unhandled
 
     assert fault_free_and_faulty(nested_events, scenario, seed=5) == (["moved"] * 3, [-3, 3], [])
+
+
+class MoveAndLinger(Orchestration[str], lock=True):
+    """Holds both keys, performs an event over them, then waits to be terminated."""
+
+    src: str
+    dst: str
+
+    def affinities(self) -> list[Affinity]:
+        return [AccountKey(account=self.src), AccountKey(account=self.dst)]
+
+    async def execute(self, ctx: OrchestrationContext) -> str:
+        moved = ctx.perform(Moved(src=self.src, dst=self.dst, amount=1))
+        await ctx.wait_for_event("never")
+        await moved
+        return "done"
+
+
+class DelegateAndLinger(Orchestration[str], lock=True):
+    """Holds both keys; its locked child sends the event and lingers."""
+
+    src: str
+    dst: str
+
+    def affinities(self) -> list[Affinity]:
+        return [AccountKey(account=self.src), AccountKey(account=self.dst)]
+
+    async def execute(self, ctx: OrchestrationContext) -> str:
+        return await ctx.perform(MoveAndLinger(src=self.src, dst=self.dst))
+
+
+nested_events.register(MoveAndLinger, DelegateAndLinger)
+
+
+def _balance_or_zero(client: Any, account: str) -> int:
+    try:
+        return int(client.perform(Balance(account=account)))
+    except StateNotFoundError:  # the event never reached this account
+        return 0
+
+
+@pytest.mark.parametrize("holder", [MoveAndLinger, DelegateAndLinger])
+@pytest.mark.parametrize("faulty", [False, True])
+def test_terminating_a_holder_with_a_locked_event_in_flight_never_half_applies_it(
+    holder: type[Orchestration[str]], faulty: bool
+) -> None:
+    """The terminated holder's locks (its own, or its caller's for a child running inside
+    them) are released only once the event has reached every owner: the event applies on
+    both accounts (or, terminated before sending it, on none); also across restores."""
+    applied = 0
+    for seed in range(30):
+        for steps in range(1, 14):
+            em = Emulator(nested_events, partitions=4, seed=seed,
+                          faults=faults(seed) if faulty else None)
+            client = em.client()
+            client.start(holder(src="c", dst="d"), instance_id="m")  # type: ignore[call-arg]
+            for _ in range(steps):
+                em.step()
+            client.terminate("m", "stop")
+            em.run()
+            c, d = (_balance_or_zero(client, a) for a in ("c", "d"))
+            assert (c, d) in ((0, 0), (-1, 1)), f"seed {seed}, {steps} steps: c={c} d={d}"
+            assert em.unhandled == [], f"seed {seed}, {steps} steps: {em.unhandled}"
+            applied += (c, d) == (-1, 1)
+    assert applied > 0
