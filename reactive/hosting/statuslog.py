@@ -176,12 +176,16 @@ class LogStatusStore:
         self.clock = clock
         self._own_pool = pool is None
         self._pool = pool or ThreadPoolExecutor(16, thread_name_prefix="reactive-status")
+        # per-partition reads run here and use ``_pool`` for their objects: one pool for
+        # both could fill up with waiters whose work is queued behind them
+        self._outer = ThreadPoolExecutor(8, thread_name_prefix="reactive-status-p")
         self._cache = _Cache()
         self._unfolded: dict[int, int] = {}  # partition -> segments since the last fold
         self._health_written: dict[int, tuple[float, tuple[Any, ...]]] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
+        self._outer.shutdown(wait=True)
         if self._own_pool:
             self._pool.shutdown(wait=True)
 
@@ -348,7 +352,7 @@ class LogStatusStore:
     def query(self, query: StatusQuery) -> list[StatusRecord]:
         """Every partition read (from cache where nothing changed), filtered, in id order."""
         records: list[StatusRecord] = []
-        for found in self._pool.map(self._partition_records, range(self.partitions)):
+        for found in self._outer.map(self._partition_records, range(self.partitions)):
             records.extend(r for r in found.values() if matches(r, query))
         records.sort(key=lambda r: r.instance_id)
         return records[: max(query.limit, 0)]
@@ -365,7 +369,7 @@ class LogStatusStore:
         return self._retrying(partition, read)  # type: ignore[no-any-return]
 
     def health(self) -> list[PartitionHealth]:
-        found = self._pool.map(self._health_of, range(self.partitions))
+        found = self._outer.map(self._health_of, range(self.partitions))
         return [h for h in found if h is not None]
 
     # -- the StatusStore seam: writes ------------------------------------------------------
@@ -379,7 +383,7 @@ class LogStatusStore:
         pending record: readers take the earliest, and the start is applied once."""
         partitions = sorted({self.owner(r.instance_id) for r in records})
         known: dict[int, set[str]] = dict(
-            zip(partitions, self._pool.map(self._known_ids, partitions), strict=True)
+            zip(partitions, self._outer.map(self._known_ids, partitions), strict=True)
         )
 
         def put(record: StatusRecord) -> bool:
