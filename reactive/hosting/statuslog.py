@@ -11,14 +11,16 @@ Each partition keeps, under ``<root>p<partition>/``:
 - ``m/<n>``: a *manifest* saying which index shard objects hold the state as of commit
   ``n``, written by a *fold*: every ``fold_every`` segments the writer merges the
   segments into the shards they touch (``<root>x/p<partition>/<shard>/<n>-<token>``, a
-  shard per ``stable_digest(id) % shards``), creates the manifest, then deletes what
-  it replaced. Only the changed shards are rewritten.
+  shard per ``stable_digest(id) % shards``), creates the manifest, then deletes the
+  segments it covers (what it replaced in the index goes one fold later). Only the
+  changed shards are rewritten.
 - ``w/<id>.<token>``: a client's ``pending`` record (a start submitted, not yet
   processed), superseded by any committed record and deleted by the fold that covers
   one. The token makes each one a new object, so that it is immutable too (an id may be
   started again after a purge); of several, the earliest counts.
 - ``t/<id>.<n>``: a purge *tombstone*: records of that instance from commits up to ``n``
-  are gone; the fold drops them from the index and then deletes the tombstone.
+  are gone; the first fold that rewrites the instance's shard drops them from the index,
+  and the next one deletes the tombstone.
 
 Every object is immutable, so readers cache them: a repeated read
 of a partition costs one LIST plus the segments that are new since. A reader that loses
@@ -484,8 +486,6 @@ class LogStatusStore:
                 bucket = changes.setdefault(self.shard_of(record.instance_id, shards), {})
                 bucket[record.instance_id] = _merge(bucket.get(record.instance_id),
                                                     (n, record))
-        for hexid in view.tombstones:
-            changes.setdefault(self.shard_of(_unhex(hexid), shards), {})
         # pending records superseded by a committed one this fold keeps (not one purged)
         committed = {_hex(iid) for c in changes.values() for iid, (n, _) in c.items()
                      if view.tombstones.get(_hex(iid), 0) < n}
@@ -526,19 +526,26 @@ class LogStatusStore:
         except _Missing:
             self.objects.delete(written)
             return False
-        body = {"shards": shards, "keys": new_keys,
-                "health": asdict(segments[-1][1]), "upto": upto}
+        # Index objects this manifest replaced and tombstones it applied are deleted by
+        # the next fold, not this one: a fold from the same base racing this one (a
+        # writer that stalled) may make a manifest that still needs them. Tombstones are
+        # applied only to shards rewritten for their records, for the same reason.
+        replaced = [old_keys[s] for s in old_keys if new_keys[s] != old_keys[s]]
+        applied = [k for k, h in zip(view.tombstone_keys, _tomb_ids(view.tombstone_keys),
+                                     strict=True)
+                   if self.shard_of(_unhex(h), shards) in changes
+                   and view.tombstones.get(h, 0) <= upto]
+        body = {"shards": shards, "keys": new_keys, "health": asdict(segments[-1][1]),
+                "upto": upto, "retired": replaced + applied}
         if not self.objects.create(self._manifest_key(partition, upto), _dumps(body)):
             self.objects.delete(written)  # another writer folded the same commits
             return False
-        # what the new manifest replaced; a reader still holding it lists again
-        replaced = [old_keys[s] for s in old_keys if new_keys[s] != old_keys[s]]
+        # what the new manifest covers; a reader still holding it lists again
         garbage = (
             [self._segment_key(partition, n) for n in view.segments + view.stale_segments]
             + ([view.manifest_key] if view.manifest_key else []) + view.old_manifests
-            + replaced + [k for h in folded_pending for k in view.pending[h]]
-            + [k for k, h in zip(view.tombstone_keys, _tomb_ids(view.tombstone_keys),
-                                 strict=True) if view.tombstones.get(h, 0) <= upto]
+            + [k for h in folded_pending for k in view.pending[h]]
+            + list(manifest.get("retired", []))
         )
         self.objects.delete(garbage)
         return True

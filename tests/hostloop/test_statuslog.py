@@ -199,7 +199,11 @@ def test_folds_rewrite_only_the_shards_that_changed(objects: MemoryObjects) -> N
     for _ in range(5):
         w.commit(rec(one, "running", 2.0))
     after = set(objects.under("/x/"))
-    assert len(after - before) == 1 and len(before - after) == 1  # one shard replaced
+    assert len(after - before) == 1 and before <= after  # one shard rewritten
+    for _ in range(5):
+        w.commit(rec(one, "running", 3.0))  # the next fold deletes what the last replaced
+    now = set(objects.under("/x/"))
+    assert len(before - now) == 1 and len(now) == 8 + 1  # 8 live, the last replaced one
     assert len(objects.under("/m/")) == 1
     for iid in many:
         got = store.get(iid)
@@ -208,7 +212,7 @@ def test_folds_rewrite_only_the_shards_that_changed(objects: MemoryObjects) -> N
 
 
 def test_purge_is_for_good(objects: MemoryObjects) -> None:
-    store = make(objects, fold_every=3)
+    store = make(objects, fold_every=3, shards=1)
     w = Writer(store, 0)
     done, running = ids_on(0, 2)
     first = w.commit(rec(done, "running"), rec(running, "running"))
@@ -218,7 +222,10 @@ def test_purge_is_for_good(objects: MemoryObjects) -> None:
     assert store.purge(done) and store.get(done) is None
     assert not store.purge(done)
     assert done not in [r.instance_id for r in store.query(StatusQuery(limit=100))]
-    w.commit(rec(running, "completed", 3.0))  # the third commit folds
+    w.commit(rec(running, "completed", 3.0))  # the third commit folds, applying it
+    assert store.get(done) is None
+    for _ in range(3):
+        w.commit(rec(running, "completed", 4.0))  # the next fold deletes the tombstone
     assert store.get(done) is None and objects.under("/t/") == []
     # the first commit published again late (its segment was folded away): still gone
     make(objects).publish([rec(done, "running", 50.0)], health(0, first))
@@ -337,3 +344,58 @@ def test_random_schedules_match_a_model(objects: MemoryObjects, seed: int) -> No
         assert got == model.get(iid), (seed, iid)
     listed = reader.query(StatusQuery(limit=1000))
     assert listed == sorted(model.values(), key=lambda r: r.instance_id)
+
+
+@pytest.mark.parametrize("stalled_sees_more", [False, True])
+def test_two_writers_folding_at_once_lose_nothing(
+    objects: MemoryObjects, stalled_sees_more: bool
+) -> None:
+    """One writer stalls inside a fold (after its LIST) while the other publishes and
+    folds; the stalled one then finishes its fold. Every status stays readable, then and
+    after later folds."""
+    a = make(objects, fold_every=1000, shards=2)
+    b = make(objects, fold_every=1000, shards=2)
+    iids = ids_on(0, 12)
+    number = 0
+    expected: dict[str, int] = {}
+
+    def commit(store: LogStatusStore, iid: str) -> None:
+        nonlocal number
+        number += 1
+        store.publish([rec(iid, "completed", float(number), result=number)],
+                      health(0, number))
+        expected[iid] = number
+
+    for iid in iids[:4]:  # both writers have these segments cached
+        commit(a, iid)
+        b._segment(0, number)
+    stalled, other = (a, b) if stalled_sees_more else (b, a)
+
+    def meanwhile() -> None:
+        for iid in iids[4:7]:
+            commit(other, iid)
+        assert other.fold(0)
+
+    if stalled_sees_more:
+        for iid in iids[4:6]:  # the stalled writer lists more segments than ...
+            commit(stalled, iid)
+
+        def meanwhile_smaller() -> None:  # ... the one that folds first, listing less
+            objects.on_list = None
+            assert other.fold(0)
+            commit(other, iids[6])
+        objects.on_list = meanwhile_smaller
+        # the other writer lists first: stage it by letting it fold inside our LIST
+        stalled.fold(0)
+    else:
+        objects.on_list = meanwhile
+        stalled.fold(0)
+    reader = make(objects)
+    for iid, n in expected.items():
+        got = reader.get(iid)
+        assert got is not None and got.result == n, iid
+    for iid in iids[7:]:
+        commit(a, iid)
+        a.fold(0)
+        b.fold(0)
+    assert {r.instance_id: r.result for r in reader.query(StatusQuery(limit=100))} == expected
