@@ -81,7 +81,7 @@ class AzureHost:
             with contextlib.suppress(ResourceExistsError):
                 self.container.create_container()
         self.store = BlobSnapshotStore(self.container)
-        self.status = BlobStatusStore(self.container)
+        self.status = BlobStatusStore(self.container, settings.partitions)
         self.dead_letters = BlobDeadLetters(self.container)
         self.claims = ClaimChecks(self.container)
         self.sender = EventHubSender(

@@ -122,6 +122,10 @@ class PartitionHealth:
     snapshot_bytes: int = 0
     dead_letters: int = 0
     live_runs: int = 0  # orchestrations and initializers in memory
+    # the commit's number in the partition's history (1, 2, ...; 0: not known). Fencing
+    # makes it name one commit, and a commit published again keeps it, so stores may
+    # order publishes by it rather than by clock (``reactive.hosting.statuslog`` does)
+    number: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +144,8 @@ class StatusStore(Protocol):
 
     def publish(self, records: Sequence[StatusRecord], health: PartitionHealth) -> None:
         """One commit's status changes, in one write where the backend allows. A record
-        replaces a stored one only if it is not older (``updated``)."""
+        replaces a stored one only if it is not older (``updated``, or the commit's
+        ``health.number`` in stores that order by it)."""
 
     def put_pending(self, record: StatusRecord) -> bool:
         """Record a submitted start if the instance is unknown; False if it exists."""

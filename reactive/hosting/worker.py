@@ -433,7 +433,7 @@ class PartitionWorker:
             self.index, warm.version or "", now, warm.part.next_due(),
             warm.base_bytes + warm.delta_bytes,
             sum(1 for entry in host.output if entry[0] == "dead"),
-            len(warm.part.runs),
+            len(warm.part.runs), number=host.commits,
         )
         self.status.publish(records, health)
         if hook is not None:

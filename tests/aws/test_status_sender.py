@@ -17,18 +17,20 @@ def _record(iid: str, status: Any = "running", updated: float = 1.0, **kw: Any) 
 
 
 def _health(partition: int, at: float, due: float | None = None) -> PartitionHealth:
-    return PartitionHealth(partition, str(int(at)), at, next_due=due)
+    """The health of commit number ``at``."""
+    return PartitionHealth(partition, str(int(at)), at, next_due=due, number=int(at))
 
 
 def test_statuses_replace_only_older_ones(aws: AwsConfig) -> None:
     status = S3StatusStore(aws, health_interval=0)
+    home = status.owner("a")  # the partition that owns instance "a" publishes it
     assert status.put_pending(_record("a", "pending", 5.0))
     assert not status.put_pending(_record("a", "pending", 6.0))
-    status.publish([_record("a", "running", 1.0)], _health(0, 1.0))  # pending always yields
+    status.publish([_record("a", "running", 1.0)], _health(home, 1.0))  # pending always yields
     assert status.get("a") == _record("a", "running", 1.0)
-    status.publish([_record("a", "completed", 3.0, result=["x"])], _health(0, 3.0))
+    status.publish([_record("a", "completed", 3.0, result=["x"])], _health(home, 3.0))
     late = S3StatusStore(aws)  # another process, publishing an older commit late
-    late.publish([_record("a", "running", 2.0)], _health(0, 2.0))
+    late.publish([_record("a", "running", 2.0)], _health(home, 2.0))
     assert status.get("a") == _record("a", "completed", 3.0, result=["x"])
     assert not late.put_pending(_record("a", "pending", 9.0))
     assert [h.commit for h in status.health()] == ["3"]
@@ -40,7 +42,9 @@ def test_query_filters_and_pages_in_id_order(aws: AwsConfig) -> None:
     ids = ["b/1", "a 2", "a-1", "é", "c"]
     records = [_record(i, "completed" if n % 2 else "running", float(n), name=f"N{n % 2}")
                for n, i in enumerate(ids)]
-    status.publish(records, _health(0, 1.0))
+    for partition in range(aws.partitions):  # each partition publishes its instances
+        status.publish([r for r in records if status.owner(r.instance_id) == partition],
+                       _health(partition, 1.0))
     assert [r.instance_id for r in status.query(StatusQuery())] == sorted(ids)
     assert [r.instance_id for r in status.query(StatusQuery(status="completed"))] == ["a 2", "é"]
     page1 = status.query(StatusQuery(limit=2))

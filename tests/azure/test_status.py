@@ -23,7 +23,7 @@ def container(blob_connection: str, container_name: str) -> Iterator[ContainerCl
 
 @pytest.fixture
 def store(container: ContainerClient) -> Iterator[BlobStatusStore]:
-    s = BlobStatusStore(container)
+    s = BlobStatusStore(container, 1)
     yield s
     s.close()
 
@@ -34,13 +34,13 @@ def rec(iid: str, status: str = "running", updated: float = 1.0, **kw: object) -
     return StatusRecord(iid, status=status, updated=updated, **fields)  # type: ignore[arg-type]
 
 
-def health(p: int, commit: str = "c") -> PartitionHealth:
-    return PartitionHealth(p, commit, 1.0)
+def health(p: int, commit: str = "c", number: int = 1) -> PartitionHealth:
+    return PartitionHealth(p, commit, 1.0, number=number)
 
 
 def test_publish_get_and_health(store: BlobStatusStore) -> None:
     store.publish([rec("a"), rec("b/with slash~1")], health(0))
-    store.publish([rec("a", "completed", 2.0, result={"x": [1]})], health(0, "c2"))
+    store.publish([rec("a", "completed", 2.0, result={"x": [1]})], health(0, "c2", 2))
     got = store.get("a")
     assert got is not None and got.status == "completed" and got.result == {"x": [1]}
     assert store.get("b/with slash~1") == rec("b/with slash~1")
@@ -51,14 +51,14 @@ def test_publish_get_and_health(store: BlobStatusStore) -> None:
 def test_an_older_record_never_replaces_a_newer_one(
     store: BlobStatusStore, container: ContainerClient
 ) -> None:
-    store.publish([rec("a", "completed", 5.0)], health(0))
-    late = BlobStatusStore(container)  # another process, publishing late
+    store.publish([rec("a", "completed", 5.0)], health(0, number=2))
+    late = BlobStatusStore(container, 1)  # another process, publishing late
     try:
-        late.publish([rec("a", "running", 3.0)], health(0))
+        late.publish([rec("a", "running", 3.0)], health(0, number=1))
         assert store.get("a") == rec("a", "completed", 5.0)
-        # and this process, whose cached ETag is now stale, still moves forward
-        store.publish([rec("a", "completed", 6.0, result=1)], health(0))
-        late.publish([rec("a", "completed", 7.0, result=2)], health(0))
+        # and this process, whose cached view is now stale, still moves forward
+        store.publish([rec("a", "completed", 6.0, result=1)], health(0, number=3))
+        late.publish([rec("a", "completed", 7.0, result=2)], health(0, number=4))
         got = store.get("a")
         assert got is not None and got.result == 2
     finally:
@@ -68,7 +68,7 @@ def test_an_older_record_never_replaces_a_newer_one(
 def test_pending_is_recorded_once(store: BlobStatusStore) -> None:
     assert store.put_pending(rec("p", "pending", 0.5))
     assert not store.put_pending(rec("p", "pending", 0.6))
-    store.publish([rec("p", "running", 1.0)], health(1))
+    store.publish([rec("p", "running", 1.0)], health(0))
     got = store.get("p")
     assert got is not None and got.status == "running"
 
@@ -80,7 +80,10 @@ def test_query_filters_and_pages(store: BlobStatusStore) -> None:
         for n in range(10)
     ]
     store.publish(records, health(0))
-    ids = lambda q: [r.instance_id for r in store.query(q)]  # noqa: E731
+
+    def ids(q: StatusQuery) -> list[str]:
+        return [r.instance_id for r in store.query(q)]
+
     assert ids(StatusQuery(status="completed")) == ["i01", "i03", "i05", "i07", "i09"]
     assert ids(StatusQuery(name="A", status="running")) == ["i00", "i02", "i04"]
     assert ids(StatusQuery(since=3.0, until=6.0)) == ["i03", "i04", "i05"]
@@ -104,9 +107,9 @@ def test_an_instance_keeps_its_creation_time(
     the first one's ``created``, in this process and in another."""
     assert store.put_pending(rec("c", "pending", 1.0, created=1.0))
     store.publish([rec("c", "running", 2.0, created=2.0)], health(0))
-    other = BlobStatusStore(container)
+    other = BlobStatusStore(container, 1)
     try:
-        other.publish([rec("c", "completed", 3.0, created=3.0)], health(0))
+        other.publish([rec("c", "completed", 3.0, created=3.0)], health(0, number=2))
     finally:
         other.close()
     got = store.get("c")

@@ -1,0 +1,93 @@
+"""The once-per-commit status store on Blob Storage (Azurite): the object adapter's
+semantics, one upload per commit, folds, and a commit published twice by racing
+processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from hosts.azure.status import BlobObjects, BlobStatusStore
+from reactive.hosting.seams import PartitionHealth, StatusQuery, StatusRecord
+
+pytestmark = pytest.mark.timeout(120)
+PARTITIONS = 4
+
+
+@pytest.fixture
+def container(blob_connection: str, container_name: str) -> Iterator[ContainerClient]:
+    service = BlobServiceClient.from_connection_string(blob_connection)
+    client = service.create_container(container_name)
+    yield client
+    client.delete_container()
+
+
+def _record(store: BlobStatusStore, iid: str, status: str = "running", at: float = 1.0,
+            **kw: object) -> StatusRecord:
+    return StatusRecord(iid, "Hello", status, store.owner(iid), at, at, **kw)  # type: ignore[arg-type]
+
+
+def _health(partition: int, number: int) -> PartitionHealth:
+    return PartitionHealth(partition, str(number), float(number), number=number)
+
+
+def test_the_adapter_creates_once_reads_lists_and_deletes(container: ContainerClient) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        objects = BlobObjects(container, pool)
+        assert objects.create("t/a/1", b"one")
+        assert not objects.create("t/a/1", b"two")  # created only if absent
+        assert objects.read("t/a/1") == b"one"
+        assert objects.read("t/a/missing") is None
+        keys = [f"t/b/{n:04d}" for n in range(30)]
+        assert all(pool.map(lambda k: objects.create(k, b""), keys))
+        assert sorted(objects.list_keys("t/b/")) == keys
+        objects.delete([*keys, "t/b/never"])
+        assert objects.list_keys("t/b/") == [] and objects.list_keys("t/") == ["t/a/1"]
+
+
+def test_one_upload_per_commit_and_reads_across_folds(container: ContainerClient) -> None:
+    store = BlobStatusStore(container, PARTITIONS, health_interval=0, fold_every=4, shards=4)
+    reader = BlobStatusStore(container, PARTITIONS)  # another process
+    try:
+        partition = 1
+        iids = [i for i in (f"s{n}" for n in range(200)) if store.owner(i) == partition][:12]
+        before = store.calls
+        for n, iid in enumerate(iids[:3], start=1):
+            store.publish([_record(store, iid, "completed", float(n), result=n)],
+                          _health(partition, n))
+        # one upload per commit, plus one listing by this process's first publish
+        assert store.calls - before == 3 + 1
+        for n, iid in enumerate(iids[3:], start=4):  # folds at the 4th, 8th, 12th commits
+            store.publish([_record(store, iid, "running", float(n))], _health(partition, n))
+        assert [r.instance_id for r in reader.query(StatusQuery(limit=100))] == sorted(iids)
+        first = reader.get(iids[0])
+        assert first is not None and (first.status, first.result) == ("completed", 1)
+        assert [h.number for h in reader.health()] == [12]
+        assert reader.purge(iids[0]) and reader.get(iids[0]) is None
+        assert list(container.list_blob_names(name_starts_with=f"status/p{partition:04d}/s/")) == []
+    finally:
+        store.close()
+        reader.close()
+
+
+def test_racing_processes_publishing_one_commit_write_one_segment(
+    container: ContainerClient,
+) -> None:
+    stores = [BlobStatusStore(container, PARTITIONS, health_interval=0) for _ in range(4)]
+    try:
+        iid = "raced"
+        partition = stores[0].owner(iid)
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda pair: pair[1].publish(
+                [_record(pair[1], iid, "completed", float(pair[0]), result=pair[0])],
+                _health(partition, 1)), enumerate(stores)))
+        names = list(container.list_blob_names(name_starts_with=f"status/p{partition:04d}/s/"))
+        assert len(names) == 1
+        got = [s.get(iid) for s in stores]
+        assert len({(r.status, r.result) for r in got if r is not None}) == 1  # one stands
+    finally:
+        for store in stores:
+            store.close()
