@@ -28,12 +28,14 @@ import random
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hosts.aws.config import AwsConfig
 from hosts.aws.handler import AwsHost, Worker
 from hosts.aws.local import lambda_record
 from hosts.aws.provision import provision
+from hosts.aws.sender import Entry, SqsSender
 from hosts.local import VirtualClock
 from reactive import App
 from reactive.core.partition import Partition
@@ -86,8 +88,28 @@ class _Output:
         self.driver.unhandled.append(text)
 
 
+class _MarkingSender(SqsSender):
+    """The SQS sender, noting which queues it sent to (the driver polls those first)."""
+
+    def __init__(self, config: AwsConfig, pool: ThreadPoolExecutor,
+                 sent: Callable[[str], None]) -> None:
+        super().__init__(config, pool=pool)
+        self.sent = sent
+
+    def send_entries(self, jobs: Sequence[tuple[str, list[Entry]]]) -> None:
+        super().send_entries(jobs)
+        for url, _ in jobs:
+            self.sent(url)
+
+
 class _VirtualTimeHost(AwsHost):
-    """The real handler; a delayed wake-up message is left to the virtual clock."""
+    """The real handler; a delayed wake-up message is left to the virtual clock, and
+    the sender notes the queues it sends to."""
+
+    def __init__(self, app: App, config: AwsConfig, sent: Callable[[str], None],
+                 **options: Any) -> None:
+        super().__init__(app, config, **options)
+        self.sender = _MarkingSender(config, self._pools[2], sent)
 
     def ring(self, partitions: Sequence[int], delay: int = 0) -> None:
         if delay <= 0:
@@ -113,12 +135,18 @@ class AwsFeatureHost:
         self.restores = 0
         self._rng = random.Random(seed)
         self._workers: dict[int, PartitionWorker] = {}
-        self.host = _VirtualTimeHost(app, config, clock=self.clock, short_wait=0.0,
-                                     stale_retry=0, worker_factory=self._new_worker)
-        self.schema = self.host.schema
         self.sqs = config.sqs
         self._arns: dict[int, str] = {}
         self._urls = {p: config.queue_url(config.partition_queue(p)) for p in range(self.count)}
+        self._partition_of = {url: p for p, url in self._urls.items()}
+        # partitions sent to since their queue was last found empty: polled first, so
+        # a round does not cost an empty receive per idle partition (quiescence is still
+        # confirmed by receiving from every queue)
+        self._dirty: set[int] = set()
+        self.host = _VirtualTimeHost(app, config, self._sent, clock=self.clock,
+                                     short_wait=0.0, stale_retry=0,
+                                     worker_factory=self._new_worker)
+        self.schema = self.host.schema
         # the first schedule tick rings every partition that never committed, so startup
         # orchestrations run (as the deployed schedule does)
         self._scheduled = False
@@ -132,6 +160,11 @@ class AwsFeatureHost:
                                  host.status, clock=self.clock, output=_Output(self))
         self._workers[index] = worker
         return _CountingWorker(self, worker)
+
+    def _sent(self, url: str) -> None:
+        partition = self._partition_of.get(url)
+        if partition is not None:
+            self._dirty.add(partition)
 
     def _count(self, outcome: Outcome) -> None:
         self.deliveries += outcome.processed
@@ -175,9 +208,11 @@ class AwsFeatureHost:
 
     def invoke(self, index: int) -> bool:
         """One invocation of partition ``index`` with what its queue holds; False if empty."""
+        self._dirty.discard(index)
         messages = self._receive(index)
         if not messages:
             return False
+        self._dirty.add(index)  # until a receive finds the queue empty
         stamp = str(int(self.clock() * 1000))  # sent "now": the clock only moves when idle
         records = [lambda_record(m, self._arn(index), REGION) for m in messages]
         for record in records:
@@ -220,9 +255,11 @@ class AwsFeatureHost:
         """One invocation of a partition with input (in a seeded random order); False if
         every partition queue is empty."""
         self._schedule()
-        order = list(range(self.count))
-        self._rng.shuffle(order)
-        return any(self.invoke(index) for index in order)
+        for candidates in (sorted(self._dirty), list(range(self.count))):
+            self._rng.shuffle(candidates)
+            if any(self.invoke(index) for index in candidates):
+                return True
+        return False
 
     def run(self, until: Callable[[], bool] | None = None) -> bool:
         """Invoke partitions until ``until()`` holds or every queue is empty and no timer
@@ -232,13 +269,14 @@ class AwsFeatureHost:
             if until is not None and until():
                 return True
             busy = False
-            order = list(range(self.count))
+            confirm = not self._dirty  # nothing known to be waiting: poll every queue
+            order = list(range(self.count)) if confirm else sorted(self._dirty)
             self._rng.shuffle(order)
             for index in order:
                 busy = self.invoke(index) or busy
                 if until is not None and busy and until():
                     return True
-            if busy:
+            if busy or not confirm:
                 continue
             due = self.next_due()
             if due is None:

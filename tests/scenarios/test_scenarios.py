@@ -318,7 +318,7 @@ def test_scenarios_are_registered_operations() -> None:
         assert schema.info(cls).name == cls.__name__
 
 
-@pytest.mark.parametrize("host", ["local", "folder", "aws"])
+@pytest.mark.parametrize("host", ["local", "folder"])
 def test_the_suite_gives_the_same_results_on_the_local_host(host: str) -> None:
     """The whole suite through the partition workers (in memory and in a state folder):
     the same result, final states, unhandled errors and log lines as on the emulator."""
