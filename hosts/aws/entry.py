@@ -1,5 +1,6 @@
 """Lambda entry points: ``hosts.aws.entry.partition_handler`` (partition input queues),
-``ingress_handler`` (the ingress queue) and ``schedule_handler`` (the timer rule).
+``ingress_handler`` (the ingress queue), ``schedule_handler`` (the timer rule) and
+``http_handler`` (the HTTP API behind the function URL, through Mangum).
 
 The function's environment names the application (``REACTIVE_APP=module:attribute``) and
 the deployment (see :meth:`hosts.aws.config.AwsConfig.from_env`). The host is built on the
@@ -12,6 +13,7 @@ import importlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from hosts.aws.config import AwsConfig
@@ -19,6 +21,7 @@ from hosts.aws.handler import AwsHost, LambdaContext
 from reactive.app import App
 
 _host: AwsHost | None = None
+_http: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None
 _lock = threading.Lock()
 
 
@@ -56,3 +59,15 @@ def ingress_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, 
 
 def schedule_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return host().on_schedule(event, context)
+
+
+def http_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A function URL request: the HTTP API of :mod:`hosts.http` (``REACTIVE_API_KEY``)."""
+    global _http
+    if _http is None:
+        from hosts.aws.api import lambda_handler
+
+        made = lambda_handler(host(), os.environ.get("REACTIVE_API_KEY", ""))
+        with _lock:
+            _http = _http or made
+    return _http(event, context)

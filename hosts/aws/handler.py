@@ -26,6 +26,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -120,13 +121,22 @@ class AwsHost:
         self.short_wait = short_wait
         self.stale_retry = stale_retry
         self.clock = clock
-        self.store = S3SnapshotStore(config)
-        self.status = S3StatusStore(config)
-        self.sender = SqsSender(config)
+        # a pool per seam (one seam's task never waits on another's), shut down by close()
+        self._pools = [ThreadPoolExecutor(16, thread_name_prefix=f"aws-{name}")
+                       for name in ("store", "status", "send")]
+        self.store = S3SnapshotStore(config, pool=self._pools[0])
+        self.status = S3StatusStore(config, pool=self._pools[1])
+        self.sender = SqsSender(config, pool=self._pools[2])
         self._worker_factory = worker_factory
         self._parser = parser
         self._partitions: dict[int, _Partition] = {}
         self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop the threads of the seams' pools (a process that makes many hosts, such
+        as a test run, would otherwise keep every idle one)."""
+        for pool in self._pools:
+            pool.shutdown(wait=True)
 
     def client(self, poll: float = 0.05) -> SeamClient:
         """A client of this deployment: requests go to the partition queues, statuses

@@ -70,3 +70,13 @@ def test_policies_name_their_resources() -> None:
             for statement in policy["Statement"]:
                 assert statement["Resource"] != "*", name
                 assert not any(a.endswith(":*") for a in statement["Action"]), name
+
+
+def test_the_http_api_has_a_function_url_and_a_key() -> None:
+    template = _generator().template()
+    function = template["Resources"]["HttpFunction"]["Properties"]
+    assert function["Handler"] == "hosts.aws.entry.http_handler"
+    assert function["FunctionUrlConfig"] == {"AuthType": "NONE"}
+    assert function["Environment"]["Variables"]["REACTIVE_API_KEY"] == {"Ref": "ApiKey"}
+    assert template["Parameters"]["ApiKey"]["NoEcho"] is True
+    assert template["Parameters"]["ApiKey"]["MinLength"] >= 16
