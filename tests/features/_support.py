@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import tempfile
@@ -19,13 +20,21 @@ T = TypeVar("T")
 
 FAULT_SEEDS = (1, 2, 3)
 # hosts every scenario also runs on: the local host's workers in memory and in a folder
-OTHER_HOSTS = tuple(h for h in os.environ.get("REACTIVE_FEATURE_HOSTS", "local,folder").split(",")
-                    if h)
+OTHER_HOSTS = tuple(h for h in os.environ.get("REACTIVE_FEATURE_HOSTS", "local,folder,azure")
+                    .split(",") if h)
+# hosts made by a factory of their own: kind -> "module:function(app, partitions, seed)"
+HOST_FACTORIES = {"azure": "tests.azure.feature_host:azure_host"}
 
 
 @contextlib.contextmanager
 def local_host(kind: str, app: App, partitions: int, seed: int) -> Iterator[LocalHost]:
-    """A LocalHost on a virtual clock, in memory (``local``) or in a temporary folder."""
+    """A LocalHost on a virtual clock, in memory (``local``) or in a temporary folder; or
+    the host a factory in HOST_FACTORIES makes (imported only when asked for)."""
+    if kind in HOST_FACTORIES:
+        module, _, name = HOST_FACTORIES[kind].partition(":")
+        with getattr(importlib.import_module(module), name)(app, partitions, seed) as other:
+            yield other
+        return
     with tempfile.TemporaryDirectory(prefix="reactive-feature-") as folder:
         host = LocalHost(app, partitions=partitions, seed=seed, clock=VirtualClock(),
                          state_dir=Path(folder) if kind == "folder" else None, fsync=False)
