@@ -96,3 +96,13 @@ def test_requirements_cover_what_the_function_app_imports() -> None:
                          capture_output=True, text=True)
     last = (run.stderr.strip().splitlines() or [""])[-1]
     assert run.returncode == 0 and "hidden ones stay hidden" in run.stdout, last
+
+
+def test_the_package_keeps_what_function_app_imports() -> None:
+    """.funcignore leaves out the tests and tooling, never a package the app imports."""
+    ignored = {line.strip().rstrip("/") for line in (ROOT / ".funcignore").read_text()
+               .splitlines() if line.strip() and not line.startswith("#")}
+    for kept in ("function_app.py", "host.json", "requirements.txt", "reactive", "hosts",
+                 "samples"):
+        assert kept not in ignored, kept
+    assert "tests" in ignored and ".venv" in ignored
