@@ -38,7 +38,7 @@ from reactive.app import App, Schema
 from reactive.hosting.client import SeamClient
 from reactive.hosting.ingress import IngressError, parse_request
 from reactive.hosting.seams import Inbound, StaleSnapshotError, StatusRecord
-from reactive.hosting.worker import Outcome, PartitionWorker, WorkerOptions
+from reactive.hosting.worker import Outcome, Output, PartitionWorker, WorkerOptions
 
 log = logging.getLogger("reactive.azure")
 
@@ -59,6 +59,29 @@ class BatchReport:
     stale: int = 0  # commits lost to another invocation
     committed: bool = False
     gave_up: bool = False
+    processed: int = 0  # messages applied (the worker's count)
+    duplicates: int = 0
+    activities: int = 0
+
+
+@dataclass
+class HostStats:
+    """Totals over this process's partition invocations."""
+
+    invocations: int = 0
+    events: int = 0
+    processed: int = 0
+    duplicates: int = 0
+    activities: int = 0
+    stale: int = 0
+
+    def add(self, report: BatchReport) -> None:
+        self.invocations += 1
+        self.events += report.events
+        self.processed += report.processed
+        self.duplicates += report.duplicates
+        self.activities += report.activities
+        self.stale += report.stale
 
 
 class AzureHost:
@@ -71,7 +94,10 @@ class AzureHost:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         create_container: bool = True,
+        output: Output | None = None,
     ) -> None:
+        """``output`` receives the partitions' log lines and unhandled errors (default:
+        the ``reactive.app`` and ``reactive.host`` loggers)."""
         self.schema = app.compile() if isinstance(app, App) else app
         self.settings = settings
         self.clock = clock
@@ -94,6 +120,8 @@ class AzureHost:
         self._workers: dict[int, PartitionWorker] = {}
         self._locks = [threading.Lock() for _ in range(settings.partitions)]
         self._guard = threading.Lock()
+        self.output = output
+        self.stats = HostStats()
 
     def close(self) -> None:
         self.sender.close()
@@ -111,7 +139,7 @@ class AzureHost:
             if worker is None:
                 worker = PartitionWorker(
                     self.schema, partition, self.options, self.store, self.sender, self.status,
-                    clock=self.clock,
+                    clock=self.clock, output=self.output,
                 )
                 self._workers[partition] = worker
             return worker
@@ -136,6 +164,7 @@ class AzureHost:
             for _ in range(STALE_RETRIES + 1):
                 try:
                     self._run(worker, events, report)
+                    self._count(report)
                     return report
                 except StaleSnapshotError:
                     report.stale += 1
@@ -148,10 +177,15 @@ class AzureHost:
                     self._ring_after_failure(partition)
                     raise
             report.gave_up = True
+            self._count(report)
             self._ring_after_failure(partition)
             log.warning("partition %d: lost %d commit races in a row; the batch is left to "
                         "the partition's owner", partition, report.stale)
             return report
+
+    def _count(self, report: BatchReport) -> None:
+        with self._guard:
+            self.stats.add(report)
 
     def _ring_after_failure(self, partition: int) -> None:
         try:
@@ -192,10 +226,10 @@ class AzureHost:
                                  number))
         report.handled = len(batch)
         outcome = worker.handle(batch)
-        report.committed |= outcome.committed is not None
+        _absorb(report, outcome)
         while outcome.more and self.clock() - started < INVOCATION_LIMIT:
             outcome = worker.handle([])
-            report.committed |= outcome.committed is not None
+            _absorb(report, outcome)
         if numbers:
             self.store.set_position(partition, max(numbers))
         self.store.flush(partition)
@@ -220,7 +254,7 @@ class AzureHost:
             if delay > 0:
                 self.sleep(delay)
             outcome = worker.handle([])
-            report.committed |= outcome.committed is not None
+            _absorb(report, outcome)
             self.store.flush(worker.index)
         return outcome
 
@@ -262,6 +296,13 @@ class AzureHost:
         if due:
             self.sender.wake(due)
         return due
+
+
+def _absorb(report: BatchReport, outcome: Outcome) -> None:
+    report.committed |= outcome.committed is not None
+    report.processed += outcome.processed
+    report.duplicates += outcome.duplicates
+    report.activities += outcome.activities
 
 
 def _due(when: float | None, now: float) -> bool:

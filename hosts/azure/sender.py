@@ -57,6 +57,8 @@ class EventHubSender:
         self._pool = ThreadPoolExecutor(parallelism, thread_name_prefix="eventhubs-send")
         self.calls = 0
         self.claimed = 0
+        # events the hub accepted from this sender, per partition (wake-ups included)
+        self.sent: dict[int, int] = {}
 
     def _producer(self, dest: int) -> tuple[EventHubProducerClient, threading.Lock]:
         with self._guard:
@@ -92,7 +94,7 @@ class EventHubSender:
                 if self._add(batch, body):
                     continue
                 if len(batch):
-                    self._flush(producer, batch)
+                    self._flush(producer, batch, dest)
                     batch = producer.create_batch(partition_id=partition_id)
                     if self._add(batch, body):
                         continue
@@ -103,7 +105,7 @@ class EventHubSender:
                 if not self._add(batch, self.claims.put(messages[n])):
                     raise RuntimeError("a claim-check event does not fit an empty batch")
             if len(batch):
-                self._flush(producer, batch)
+                self._flush(producer, batch, dest)
 
     @staticmethod
     def _add(batch: EventDataBatch, body: bytes) -> bool:
@@ -113,9 +115,12 @@ class EventHubSender:
             return False
         return True
 
-    def _flush(self, producer: EventHubProducerClient, batch: EventDataBatch) -> None:
+    def _flush(self, producer: EventHubProducerClient, batch: EventDataBatch, dest: int
+               ) -> None:
         self.calls += 1
         producer.send_batch(batch)
+        with self._guard:
+            self.sent[dest] = self.sent.get(dest, 0) + len(batch)
 
     def wake(self, partitions: Sequence[int]) -> None:
         """Ring partitions: an event that only makes the trigger run them."""

@@ -69,6 +69,9 @@ class AzureSettings:
     time_budget: float = 30.0  # seconds of work per invocation before it commits and stops
     wait_limit: float = 2.0  # timers due this soon are awaited within the invocation
     api_key: str | None = None
+    # seconds a consumer's socket read waits: the SDK's sync receiver hands events over
+    # only when a read times out, so this is the receive latency (its default is 0.2 s)
+    receive_timeout: float = 0.01
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AzureSettings:
@@ -146,7 +149,8 @@ class AzureSettings:
         if self.eventhubs_connection:
             connection, _ = strip_entity_path(self.eventhubs_connection)
             return EventHubConsumerClient.from_connection_string(
-                connection, group, eventhub_name=hub
+                connection, group, eventhub_name=hub, socket_timeout=self.receive_timeout
             )
         assert self.eventhubs_namespace is not None
-        return EventHubConsumerClient(self.eventhubs_namespace, hub, group, _credential())
+        return EventHubConsumerClient(self.eventhubs_namespace, hub, group, _credential(),
+                                      socket_timeout=self.receive_timeout)

@@ -20,17 +20,20 @@ T = TypeVar("T")
 
 FAULT_SEEDS = (1, 2, 3)
 # hosts every scenario also runs on: the local host's workers in memory and in a folder
-OTHER_HOSTS = tuple(h for h in os.environ.get("REACTIVE_FEATURE_HOSTS", "local,folder,aws")
+OTHER_HOSTS = tuple(h for h in os.environ.get("REACTIVE_FEATURE_HOSTS", "local,folder,aws,azure")
                     .split(",") if h)
-# hosts made by a factory elsewhere: kind -> "module:function(app, partitions, seed)",
+# hosts made by a factory of their own: kind -> "module:function(app, partitions, seed)",
 # a context manager yielding the host (imported on first use)
-HOST_FACTORIES = {"aws": "tests.aws.feature_host:aws_host"}
+HOST_FACTORIES = {
+    "aws": "tests.aws.feature_host:aws_host",
+    "azure": "tests.azure.feature_host:azure_host",
+}
 
 
 @contextlib.contextmanager
 def local_host(kind: str, app: App, partitions: int, seed: int) -> Iterator[LocalHost]:
-    """A LocalHost on a virtual clock, in memory (``local``) or in a temporary folder;
-    another kind from its factory in :data:`HOST_FACTORIES`."""
+    """A LocalHost on a virtual clock, in memory (``local``) or in a temporary folder; or
+    the host a factory in HOST_FACTORIES makes (imported only when asked for)."""
     if kind in HOST_FACTORIES:
         module, _, name = HOST_FACTORIES[kind].partition(":")
         with getattr(importlib.import_module(module), name)(app, partitions, seed) as other:

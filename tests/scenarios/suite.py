@@ -153,7 +153,8 @@ def run_scenario(
 def run_suite(partitions: int = 5, seed: int = 0, faults: Faults | None = None,
               host: str = "emulator") -> Outcome:
     """Start the application with TestSuite as its startup orchestration, run it to
-    quiescence, and collect the suite's result (``host``: emulator, local, folder or aws)."""
+    quiescence, and collect the suite's result (``host``: emulator, or a kind of
+    tests.features._support.local_host: local, folder, aws, azure)."""
     if host != "emulator":
         with local_host(host, build_app(startup=True), partitions, seed) as local:
             local.run()

@@ -318,12 +318,13 @@ def test_scenarios_are_registered_operations() -> None:
         assert schema.info(cls).name == cls.__name__
 
 
-@pytest.mark.parametrize("host", ["local", "folder"])
-def test_the_suite_gives_the_same_results_on_the_local_host(host: str) -> None:
-    """The whole suite through the partition workers (in memory and in a state folder):
-    the same result, final states, unhandled errors and log lines as on the emulator."""
-    clean = run_suite(partitions=3, seed=0).comparable()
-    local = run_suite(partitions=3, seed=0, host=host).comparable()
+@pytest.mark.parametrize(("host", "partitions"), [("local", 3), ("folder", 3), ("azure", 4)])
+def test_the_suite_gives_the_same_results_on_the_local_host(host: str, partitions: int) -> None:
+    """The whole suite through the partition workers (in memory, in a state folder, on the
+    Azure host's functions): the same result, final states, unhandled errors and log lines
+    as on the emulator."""
+    clean = run_suite(partitions=partitions, seed=0).comparable()
+    local = run_suite(partitions=partitions, seed=0, host=host).comparable()
     for outcome in (clean, local):  # unlocked read-modify-writes lose updates by schedule
         lost = outcome["result"][1]["TestLocks"]["ok"].pop("unlocked")
         assert lost in (1, 2)
