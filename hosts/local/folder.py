@@ -89,9 +89,12 @@ class FolderState:
         driver: bool = True,
         fsync: bool = True,
         clock: Callable[[], float] = time.time,
+        commit_interval: float = 0.01,
     ) -> None:
         """Open (or create) the folder. ``partitions=None`` adopts the folder's count.
-        ``driver`` takes the folder's exclusive lock (a second driver gets FolderError)."""
+        ``driver`` takes the folder's exclusive lock (a second driver gets FolderError).
+        ``commit_interval``: how long a commit may wait to share its fsync (group
+        commit, see :meth:`group`); 0 commits every invocation alone."""
         self.folder = Path(folder)
         self.clock = clock  # stamps input records and dead letters
         if self.folder.exists() and not self.folder.is_dir():
@@ -118,8 +121,16 @@ class FolderState:
             self.folder / "state.db", timeout=30, isolation_level=None, check_same_thread=False
         )
         self._read_mutex = threading.Lock()
+        self.commit_interval = commit_interval
+        self.durable_commits = 0  # transactions committed (each one fsync)
+        self.partition_commits = 0  # snapshot appends and compactions
         self._grouping = False
-        self._in_tx = False
+        self._savepoint = False  # the current block is a savepoint in an open transaction
+        self._may_defer = False  # the current block may leave its transaction open
+        self._wrote = False  # the current block wrote
+        self._finished = False  # ... finished an instance (someone may wait for it)
+        self._committed_partition = False  # ... and appended or compacted
+        self._opened = 0.0  # when the open transaction began (time.monotonic)
         self.partitions = self._check_meta(app_name, partitions)
 
     # -- opening -----------------------------------------------------------------------------
@@ -168,53 +179,129 @@ class FolderState:
 
     def close(self) -> None:
         with self._mutex, self._read_mutex:
+            if self._db.in_transaction:
+                self._commit()
             self._db.close()
             self._reader.close()
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
 
-    # -- transactions: one per invocation ---------------------------------------------------
+    # -- transactions: one per invocation, group commit ------------------------------------
+    #
+    # A block of ``group()`` is all or nothing, durable when it ends. Group commit: a
+    # driver's invocation (``group(group_commit=True)``) that committed a partition
+    # (append or compact) but finished no instance (a client may wait for that), or
+    # wrote nothing, while more input is waiting, leaves the
+    # transaction open for at most ``commit_interval`` seconds, so that the invocations
+    # right after it share one fsync; each later block is a savepoint in it, so a block
+    # that fails rolls back alone. Nothing in an open transaction is visible to clients
+    # or other processes (their reads see only what is durable). Any other block (a
+    # client's batch, acknowledgements alone), a write outside a block, no input left,
+    # flush() and close() commit at once. A crash loses the open transaction whole:
+    # every invocation in it is redone from what is durable, its input still in the log.
 
     @contextlib.contextmanager
-    def group(self) -> Iterator[None]:
+    def group(self, group_commit: bool = False) -> Iterator[None]:
         """Group every write until the end of the block into one transaction (begun at
-        the first write, so that reads and activities before it hold no lock)."""
+        the first write, so that reads and activities before it hold no lock), durable
+        when the block ends; with ``group_commit`` (a driver's invocation) it may stay
+        open for the next blocks, as described above."""
         with self._mutex:
+            if self._grouping:  # nested: part of the enclosing block
+                yield
+                return
             self._grouping = True
+            self._committed_partition = self._wrote = self._finished = False
+            self._may_defer = group_commit
+            self._savepoint = self._db.in_transaction
+            if self._savepoint:
+                self._db.execute("SAVEPOINT block")
             try:
                 yield
             except BaseException:
-                if self._in_tx:
-                    self._db.execute("ROLLBACK")
+                self._abort()
                 raise
             else:
-                if self._in_tx:
-                    self._db.execute("COMMIT")
+                if self._savepoint:
+                    self._db.execute("RELEASE block")
+                if self._db.in_transaction and not self._may_wait():
+                    self._commit()
             finally:
-                self._in_tx = False
+                self._savepoint = False
                 self._grouping = False
+
+    def _commit(self) -> None:
+        self._db.execute("COMMIT")  # with fsync on, the one fsync of the transaction
+        self.durable_commits += 1
+
+    def _abort(self) -> None:
+        if not self._db.in_transaction:
+            return  # SQLite already rolled it back (an I/O error): the fence sorts it out
+        if self._savepoint:  # keep the blocks before this one
+            self._db.execute("ROLLBACK TO block")
+            self._db.execute("RELEASE block")
+        else:
+            self._db.execute("ROLLBACK")
+
+    def _may_wait(self) -> bool:
+        """Whether the open transaction may wait for the next invocations' commits."""
+        if not self._may_defer or self.commit_interval <= 0:
+            return False
+        if self._finished or (self._wrote and not self._committed_partition):
+            return False
+        if time.monotonic() - self._opened >= self.commit_interval:
+            return False
+        return self._db.execute("SELECT 1 FROM inbox LIMIT 1").fetchone() is not None
+
+    def flush(self) -> None:
+        """Make every write so far durable now (the worker calls this before it runs
+        activities: user code of any duration must not hold commits back)."""
+        with self._mutex:
+            if self._db.in_transaction:
+                self._commit()
+                self._savepoint = False  # a block's later writes begin a new transaction
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._mutex:
             if self._grouping:
-                if not self._in_tx:
+                if not self._db.in_transaction:
                     self._db.execute("BEGIN IMMEDIATE")
-                    self._in_tx = True
+                    self._opened = time.monotonic()
+                self._wrote = True
                 yield self._db
                 return
-            self._db.execute("BEGIN IMMEDIATE")
+            # a write of its own (a client's): durable when it returns, with whatever
+            # an open transaction holds
+            pending = self._db.in_transaction
+            self._db.execute("SAVEPOINT single" if pending else "BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if pending and self._db.in_transaction:
+                    self._db.execute("ROLLBACK TO single")
+                    self._db.execute("RELEASE single")
+                elif self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            if pending:
+                self._db.execute("RELEASE single")
+            self._commit()
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """Read what is durable (clients: statuses, health, dead letters)."""
         with self._read_mutex:
             return self._reader.execute(sql, args).fetchall()
+
+    def _driver_read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """Read as the driver: with a transaction open, through it (the driver's next
+        invocations must see the input and snapshots its earlier ones wrote)."""
+        if self._db.in_transaction:  # only while the driver is busy: skip the mutex else
+            with self._mutex:
+                if self._db.in_transaction:
+                    return self._db.execute(sql, args).fetchall()
+        return self._read(sql, args)
 
     # -- input logs and the sender ------------------------------------------------------------
 
@@ -233,7 +320,7 @@ class FolderState:
                        (partition, self.clock(), data))
 
     def read(self, partition: int, limit: int) -> list[Inbound]:
-        rows = self._read(
+        rows = self._driver_read(
             "SELECT id, time, data FROM inbox WHERE partition = ? ORDER BY id LIMIT ?",
             (partition, limit),
         )
@@ -246,31 +333,41 @@ class FolderState:
 
     def backlog(self, partition: int | None = None) -> int:
         if partition is None:
-            return int(self._read("SELECT COUNT(*) FROM inbox")[0][0])
-        return int(self._read("SELECT COUNT(*) FROM inbox WHERE partition = ?", (partition,))[0][0])
+            return int(self._driver_read("SELECT COUNT(*) FROM inbox")[0][0])
+        return int(
+            self._driver_read("SELECT COUNT(*) FROM inbox WHERE partition = ?", (partition,))[0][0]
+        )
 
     # -- the snapshot store ----------------------------------------------------------------------
 
     def load(self, partition: int) -> Stored:
-        # the base lives in a table of its own: updating the small snapshots row (every
-        # commit) must not rewrite a base of megabytes
+        if self._db.in_transaction:  # as the driver: see its own open transaction
+            with self._mutex:
+                if self._db.in_transaction:
+                    return self._load(self._db, partition)
         with self._read_mutex:
             self._reader.execute("BEGIN")  # one consistent view for both reads
             try:
-                row = self._reader.execute(
-                    "SELECT generation, data, deltas, delivered FROM snapshots JOIN bases"
-                    " USING (partition) WHERE partition = ?",
-                    (partition,),
-                ).fetchone()
-                if row is None:
-                    return Stored()
-                generation, base, count, delivered = row
-                deltas = [bytes(d) for (d,) in self._reader.execute(
-                    "SELECT data FROM deltas WHERE partition = ? AND generation = ? ORDER BY n",
-                    (partition, generation),
-                )]
+                return self._load(self._reader, partition)
             finally:
                 self._reader.execute("COMMIT")
+
+    @staticmethod
+    def _load(db: sqlite3.Connection, partition: int) -> Stored:
+        # the base lives in a table of its own: updating the small snapshots row (every
+        # commit) must not rewrite a base of megabytes
+        row = db.execute(
+            "SELECT generation, data, deltas, delivered FROM snapshots JOIN bases"
+            " USING (partition) WHERE partition = ?",
+            (partition,),
+        ).fetchone()
+        if row is None:
+            return Stored()
+        generation, base, count, delivered = row
+        deltas = [bytes(d) for (d,) in db.execute(
+            "SELECT data FROM deltas WHERE partition = ? AND generation = ? ORDER BY n",
+            (partition, generation),
+        )]
         return Stored(bytes(base), tuple(deltas), f"{generation}.{count}", delivered)
 
     def _version(self, db: sqlite3.Connection, partition: int) -> tuple[int, int] | None:
@@ -294,6 +391,8 @@ class FolderState:
             db.execute("INSERT INTO deltas VALUES (?, ?, ?, ?)",
                        (partition, generation, count, delta))
             db.execute("UPDATE snapshots SET deltas = ? WHERE partition = ?", (count, partition))
+            self._committed_partition = True
+            self.partition_commits += 1
         return f"{generation}.{count}"
 
     def compact(self, partition: int, base: bytes, expected: str | None) -> str:
@@ -309,6 +408,8 @@ class FolderState:
                 " deltas = 0",
                 (partition, generation),
             )
+            self._committed_partition = True
+            self.partition_commits += 1
         return f"{generation}.0"
 
     def mark_delivered(self, partition: int, version: str) -> None:
@@ -329,6 +430,7 @@ class FolderState:
 
     def publish(self, records: Sequence[StatusRecord], health: PartitionHealth) -> None:
         with self._write() as db:
+            self._finished |= any(r.status in DONE for r in records)
             db.executemany(
                 "INSERT INTO status VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id)"
                 " DO UPDATE SET name = excluded.name, status = excluded.status,"
@@ -337,12 +439,14 @@ class FolderState:
                 " custom_status = excluded.custom_status"
                 " WHERE excluded.updated >= status.updated OR status.status = 'pending'",
                 [(r.instance_id, r.name, r.status, r.partition, r.created, r.updated,
-                  json.dumps(r.result), json.dumps(r.error), json.dumps(r.custom_status))
+                  _json(r.result), _json(r.error), _json(r.custom_status))
                  for r in records],
             )
+            # by hand: dataclasses.asdict() copies deeply and costs more than the write
+            fields = {name: getattr(health, name) for name in _HEALTH_FIELDS}
             db.execute(
                 "INSERT OR REPLACE INTO health VALUES (?, ?)",
-                (health.partition, json.dumps(dataclasses.asdict(health))),
+                (health.partition, json.dumps(fields)),
             )
 
     def put_pending(self, record: StatusRecord) -> bool:
@@ -385,6 +489,13 @@ class FolderState:
                 (instance_id,),
             )
             return cursor.rowcount == 1
+
+
+_HEALTH_FIELDS = tuple(f.name for f in dataclasses.fields(PartitionHealth))
+
+
+def _json(value: Any) -> str:
+    return "null" if value is None else json.dumps(value)
 
 
 def _record(row: Sequence[Any]) -> StatusRecord:

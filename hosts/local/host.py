@@ -126,10 +126,12 @@ class LocalHost:
     # -- driving -------------------------------------------------------------------------------
 
     def invoke(self, index: int, hook: Hook | None = None,
-               worker: PartitionWorker | None = None) -> Outcome:
-        """One invocation of partition ``index``: read, handle, acknowledge."""
+               worker: PartitionWorker | None = None, group_commit: bool = False) -> Outcome:
+        """One invocation of partition ``index``: read, handle, acknowledge. Durable when
+        it returns, unless ``group_commit`` lets its commit share the fsync of the next
+        invocations (a state folder's group commit: ``FolderState.group``)."""
         worker = worker or self.workers[index]
-        with self._mutex, self._group():
+        with self._mutex, self._group(group_commit):
             batch = self.inbox.read(index, self.batch_size)
             outcome = worker.handle(batch, hook)
             self.inbox.acknowledge(index, outcome.acknowledged)
@@ -145,8 +147,10 @@ class LocalHost:
         folder: one transaction, one fsync), as a client submitting a batch would."""
         return self._group()
 
-    def _group(self) -> contextlib.AbstractContextManager[None]:
-        return self.folder.group() if self.folder is not None else contextlib.nullcontext()
+    def _group(self, group_commit: bool = False) -> contextlib.AbstractContextManager[None]:
+        if self.folder is None:
+            return contextlib.nullcontext()
+        return self.folder.group(group_commit)
 
     def now(self) -> float:
         return self.clock()
@@ -185,7 +189,7 @@ class LocalHost:
             order = list(range(self.count))
             self._rng.shuffle(order)
             for index in order:
-                outcome = self.invoke(index)
+                outcome = self.invoke(index, group_commit=True)
                 busy = busy or bool(outcome.processed or outcome.more or outcome.committed)
                 if until is not None and until():
                     return True

@@ -164,16 +164,23 @@ _OP_FIELDS = frozenset({"op", "event"})
 _KEY_LIST_FIELDS = frozenset({"keys", "lock_keys"})
 
 
+# dataclasses.fields() rebuilds its tuple on every call; messages are encoded per hop
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in MESSAGE_TYPES.values()
+}
+
+
 def to_wire(msg: Message, schema: Schema) -> dict[str, Any]:
     """The JSON-ready form of a message."""
-    out: dict[str, Any] = {"t": type(msg).__name__}
-    for f in dataclasses.fields(msg):
-        value = getattr(msg, f.name)
+    cls = type(msg)
+    out: dict[str, Any] = {"t": cls.__name__}
+    for name in _FIELD_NAMES[cls]:
+        value = getattr(msg, name)
         if value is None:
             continue
-        if f.name in _OP_FIELDS:
+        if name in _OP_FIELDS:
             value = schema.encode_op(value)
-        out[f.name] = value
+        out[name] = value
     return out
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic_core
 from pydantic import ValidationError
 
 from reactive import errors
@@ -44,7 +44,8 @@ class PoisonError(errors.ReactiveError):
 
 
 def _dumps(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
+    # pydantic's JSON codec: several times faster than the json module, per hop
+    return pydantic_core.to_json(body)
 
 
 def from_partition(epoch: str, sender: int, seq: int, msg: Message, schema: Schema) -> Outgoing:
@@ -60,7 +61,7 @@ def from_client(epoch: str, request_id: str, msg: Message, schema: Schema) -> Ou
 def parse(data: bytes, partitions: int) -> Envelope:
     """The envelope in ``data``; raises :class:`PoisonError` naming the first problem."""
     try:
-        body = json.loads(data)
+        body = pydantic_core.from_json(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise PoisonError(f"not JSON ({exc})") from None
     if not isinstance(body, dict):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from reactive.errors import ReactiveError
 
@@ -93,6 +93,16 @@ class SnapshotStore(Protocol):
 
     def dead_letter(self, partition: int, data: bytes, reason: str) -> None:
         """Keep an input that cannot be processed, with the reason."""
+
+
+@runtime_checkable
+class GroupCommit(Protocol):
+    """A store that may hold a commit back for a moment so that the next invocations'
+    commits share its durable write (the state folder's fsync)."""
+
+    def flush(self) -> None:
+        """Make every commit so far durable now: the worker calls this before it runs
+        activities, so that user code of any duration never holds commits back."""
 
 
 @dataclass(frozen=True, slots=True)

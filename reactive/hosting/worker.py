@@ -16,12 +16,13 @@ batch with different contents) and however many invocations of one partition run
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import pydantic_core
 
 from reactive import errors
 from reactive.app import Schema
@@ -30,6 +31,7 @@ from reactive.core.partition import ActivityTask, Effects, Partition, apply_delt
 from reactive.hosting import envelope
 from reactive.hosting.activities import execute_activity
 from reactive.hosting.seams import (
+    GroupCommit,
     Inbound,
     Outgoing,
     PartitionHealth,
@@ -129,7 +131,8 @@ class _Warm:
 
 
 def _encode(body: dict[str, Any]) -> bytes:
-    text = json.dumps(body, separators=(",", ":")).encode()
+    # pydantic's JSON codec: several times faster than the json module (every commit)
+    text = pydantic_core.to_json(body)
     return hashlib.sha256(text).hexdigest().encode() + b"\n" + text
 
 
@@ -140,7 +143,7 @@ def _decode(partition: int, data: bytes, what: str) -> dict[str, Any]:
             f"partition {partition}: a {what} fails its checksum; it was left as it is "
             "(restore it from a backup, or remove the partition's snapshot to reset it)"
         )
-    body: dict[str, Any] = json.loads(text)
+    body: dict[str, Any] = pydantic_core.from_json(text)
     if body.get("format") != FORMAT:
         raise errors.CorruptSnapshotError(
             f"partition {partition}: a {what} has unknown format {body.get('format')!r}"
@@ -173,6 +176,7 @@ class PartitionWorker:
         self.clock = clock
         self.output = output or LoggingOutput()
         self._warm: _Warm | None = None
+        self._flush = store.flush if isinstance(store, GroupCommit) else None
 
     # -- the invocation --------------------------------------------------------------------
 
@@ -336,10 +340,13 @@ class PartitionWorker:
         """Run activities and due timers, feeding their results back in memory, until
         none is left or the time budget is spent; True if anything ran."""
         started = self.clock()
-        ran = False
+        ran = flushed = False
         while True:
             now = self.clock()
             if warm.tasks:
+                if not flushed and self._flush is not None:
+                    self._flush()  # commits held back for group commit wait for no activity
+                    flushed = True
                 task = warm.tasks.pop(0)
                 result = execute_activity(
                     self.schema, task, lambda level, text: self.output.log(self.index, level, text)

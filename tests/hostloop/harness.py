@@ -13,10 +13,11 @@ workload implies.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from hosts.bench.brokers import Clock, EventHub, FifoQueues
@@ -396,13 +397,18 @@ class Cluster:
     output: Output
     workers: list[list[PartitionWorker]]  # per partition: the primary and a spare
     client: SeamClient
+    # wraps each invocation (read, handle, acknowledge): the state folder's group commit
+    group: Callable[[], contextlib.AbstractContextManager[None]] = field(
+        default=contextlib.nullcontext
+    )
 
     def worker(self, index: int, which: int = 0) -> PartitionWorker:
         return self.workers[index][which]
 
 
 def new_cluster(kind: str, partitions: int, seed: int, faults: Faults,
-                time_budget: float = 5.0, host: LocalHost | None = None) -> Cluster:
+                time_budget: float = 5.0, host: LocalHost | None = None,
+                group_commit: bool = False) -> Cluster:
     rng = random.Random(f"broker-{seed}")
     output = Output()
     transport: Any
@@ -431,7 +437,15 @@ def new_cluster(kind: str, partitions: int, seed: int, faults: Faults,
         for i in range(partitions)
     ]
     client = SeamClient(schema, partitions, transport, status, clock=clock)
-    return Cluster(partitions, transport, store, status, clock, output, workers, client)
+    cluster = Cluster(partitions, transport, store, status, clock, output, workers, client)
+    if group_commit:
+        # as LocalHost.run drives a folder: each invocation a block of one transaction
+        # that stays open for the next ones (a crash inside a block rolls back that block)
+        assert host is not None and host.folder is not None
+        folder = host.folder
+        folder.commit_interval = 3600.0  # only the folder's own rules end a transaction
+        cluster.group = lambda: folder.group(group_commit=True)
+    return cluster
 
 
 def _overtake(cluster: Cluster, index: int, consumer: int, stats: DriveStats) -> Hook:
@@ -477,10 +491,13 @@ def drive(cluster: Cluster, rng: random.Random, faults: Faults,
                 h(step)
 
         worker = cluster.worker(index)
-        batch = cluster.transport.receive(index, consumer)
         stats.invocations += 1
         try:
-            outcome = worker.handle(batch, hook if hooks else None)
+            with cluster.group():
+                batch = cluster.transport.receive(index, consumer)
+                outcome = worker.handle(batch, hook if hooks else None)
+                cluster.transport.acknowledge(index, outcome.acknowledged, consumer,
+                                              faults.lost_ack)
         except Crash:
             stats.crashes += 1
             cluster.transport.abandon(index, consumer)
@@ -491,7 +508,6 @@ def drive(cluster: Cluster, rng: random.Random, faults: Faults,
             cluster.transport.abandon(index, consumer)
             quiet = 0
             continue
-        cluster.transport.acknowledge(index, outcome.acknowledged, consumer, faults.lost_ack)
         if batch or outcome.committed or outcome.more:
             quiet = 0
             continue
@@ -598,12 +614,13 @@ def run_workload(
     faults: Faults | None = None,
     time_budget: float = 5.0,
     host: LocalHost | None = None,
+    group_commit: bool = False,
 ) -> Outcome:
     """Start the workload's instances with the client (resending requests as a retrying
     client would), drive the cluster to quiescence under the faults, and observe."""
     faults = faults or Faults()
     ACTIVITY_RUNS.clear()
-    cluster = new_cluster(kind, partitions, seed, faults, time_budget, host)
+    cluster = new_cluster(kind, partitions, seed, faults, time_budget, host, group_commit)
     rng = random.Random(f"schedule-{seed}")
     for iid, orchestration in workload.instances().items():
         cluster.client.start(orchestration, instance_id=iid)
