@@ -165,7 +165,7 @@ class AwsLocalHost:
 
     def new_runner(self) -> LocalRunner:
         return LocalRunner(self.host, partition_pollers=self.pollers,
-                           batch_size=self.batch_size, schedule_interval=1.0)
+                           batch_size=self.batch_size)
 
     def client(self) -> SeamClient:
         if self._client is None:

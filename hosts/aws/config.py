@@ -90,6 +90,9 @@ class AwsConfig:
                 max_pool_connections=MAX_POOL,
                 retries={"max_attempts": 5, "mode": "standard"},
                 tcp_keepalive=True,
+                # the requests are built here and tested; validating each one against the
+                # service model again costs CPU on every call
+                parameter_validation=False,
                 # checksums only where S3 requires them: each costs CPU per call
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",

@@ -10,7 +10,10 @@ A poller long-polls its queue, gathers a batch for up to ``batching_window`` sec
 same handler a deployed function runs, and deletes what the partial batch response does
 not name. Records the handler fails are made visible again after ``retry_delay`` seconds
 (Lambda leaves them invisible for the whole visibility timeout; locally that only slows
-things down). A thread runs the schedule handler every ``schedule_interval`` seconds.
+things down). A thread runs the schedule handler at once and then every
+``schedule_interval`` seconds: a backstop, as the deployed schedule is (an invocation leaves
+a delayed wake-up message for its next timer itself), so a tick every second would only
+read every partition's health object again and again.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from hosts.aws.provision import provision
 from reactive.app import App
 
 log = logging.getLogger("reactive.aws.local")
+SCHEDULE_INTERVAL = 10.0  # seconds between schedule ticks (the template: a minute)
 
 Handler = Callable[[dict[str, Any], Any], Mapping[str, Any]]
 
@@ -105,7 +109,7 @@ class LocalRunner:
         ingress_pollers: int = 2,
         wait_seconds: int = 1,
         retry_delay: int = 1,
-        schedule_interval: float | None = 1.0,
+        schedule_interval: float | None = SCHEDULE_INTERVAL,
     ) -> None:
         self.host = host
         self.config = host.config
@@ -156,11 +160,14 @@ class LocalRunner:
 
     def _schedule(self) -> None:
         assert self.schedule_interval is not None
-        while not self._stop.wait(self.schedule_interval):
+        # a tick at once rings the partitions that never committed (startup orchestrations)
+        while not self._stop.is_set():
             try:
                 self.host.on_schedule({}, None)
             except Exception:
                 log.exception("the schedule handler failed")
+            if self._stop.wait(self.schedule_interval):
+                break
 
     def _receive(self, sqs: Any, url: str, count: int, wait: int) -> list[dict[str, Any]]:
         response = sqs.receive_message(

@@ -134,6 +134,8 @@ class AwsFeatureHost:
         self.duplicates_dropped = 0
         self.restores = 0
         self._rng = random.Random(seed)
+        self._pool = ThreadPoolExecutor(config.partitions, thread_name_prefix="mapping")
+        self._lock = threading.Lock()
         self._workers: dict[int, PartitionWorker] = {}
         self.sqs = config.sqs
         self._arns: dict[int, str] = {}
@@ -167,9 +169,10 @@ class AwsFeatureHost:
             self._dirty.add(partition)
 
     def _count(self, outcome: Outcome) -> None:
-        self.deliveries += outcome.processed
-        self.activity_runs += outcome.activities
-        self.duplicates_dropped += outcome.duplicates
+        with self._lock:
+            self.deliveries += outcome.processed
+            self.activity_runs += outcome.activities
+            self.duplicates_dropped += outcome.duplicates
 
     def _worker(self, index: int) -> PartitionWorker:
         if index not in self._workers:
@@ -218,7 +221,8 @@ class AwsFeatureHost:
         for record in records:
             record["attributes"]["SentTimestamp"] = stamp
         response = self.host.on_partition_batch({"Records": records}, None)
-        self.invocations += 1
+        with self._lock:
+            self.invocations += 1
         failed = {str(f["itemIdentifier"]) for f in response.get("batchItemFailures", [])}
         self._settle(index, [m for m in messages if m["MessageId"] not in failed], delete=True)
         self._settle(index, [m for m in messages if m["MessageId"] in failed], delete=False)
@@ -272,10 +276,11 @@ class AwsFeatureHost:
             confirm = not self._dirty  # nothing known to be waiting: poll every queue
             order = list(range(self.count)) if confirm else sorted(self._dirty)
             self._rng.shuffle(order)
-            for index in order:
-                busy = self.invoke(index) or busy
-                if until is not None and busy and until():
-                    return True
+            # the partitions of a round are invoked at once, as the mappings of their
+            # queues would be: the calls to moto overlap
+            busy = any(self._pool.map(self.invoke, order))
+            if until is not None and busy and until():
+                return True
             if busy or not confirm:
                 continue
             due = self.next_due()
@@ -296,6 +301,7 @@ class AwsFeatureHost:
         return [text for _, _, text in self.logs]
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True)
         self.host.close()
 
 
