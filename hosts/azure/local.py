@@ -4,8 +4,9 @@ For every Event Hubs-triggered function it runs a consumer per partition of the 
 binding names (binding expressions such as ``%REACTIVE_PARTITION_HUB%`` resolved from the
 settings), builds each batch into ``azure.functions.EventHubEvent`` objects with the trigger
 metadata the Python worker passes (``SystemPropertiesArray``, ``PartitionContext``, ...),
-calls the same user function, then checkpoints the batch in Blob Storage, as the Functions
-host does (after the call, whether it succeeded or not). Timer-triggered functions run every
+calls the same user function, then checkpoints in Blob Storage as the Functions host does:
+after the call, whether it succeeded or not, every ``checkpoint_every`` batches (host.json's
+``batchCheckpointFrequency``) and when the consumer stops. Timer-triggered functions run every
 ``timer_interval`` seconds; HTTP functions are served on 127.0.0.1 by a small bridge that
 turns requests into ``azure.functions.HttpRequest`` objects.
 
@@ -53,6 +54,7 @@ from reactive.app import App
 log = logging.getLogger("reactive.azure.local")
 
 LOOPBACK = "127.0.0.1"
+CHECKPOINT_EVERY = 4  # batches per checkpoint: host.json's batchCheckpointFrequency
 
 
 def resolve(expression: str, env: Mapping[str, str]) -> str:
@@ -131,6 +133,8 @@ class _Consumer:
         self.hub = hub
         self.partition = partition
         self.client: EventHubConsumerClient | None = None
+        self.batches = 0
+        self.unsaved: int | None = None  # the last sequence number handled, not checkpointed
         self.thread = threading.Thread(
             target=self._run, name=f"eh-{hub}-{partition}", daemon=True
         )
@@ -158,8 +162,20 @@ class _Consumer:
                 log.warning("consumer %s/%s stopped: %s", self.hub, self.partition, exc)
             finally:
                 client.close()
+                self._checkpoint()
             if self.runner.stopping.wait(0.5):
                 return
+
+    def _checkpoint(self) -> None:
+        if self.unsaved is None:
+            return
+        last, self.unsaved = self.unsaved, None
+        try:
+            self.runner.checkpoints.put(self.hub, self.runner.settings.consumer_group,
+                                        self.partition, last)
+        except Exception:
+            # a lost checkpoint only means redelivery, which the host skips
+            log.exception("checkpoint of %s/%s failed", self.hub, self.partition)
 
     def _on_error(self, _: PartitionContext | None, error: Exception) -> None:
         log.warning("consumer %s/%s: %s", self.hub, self.partition, error)
@@ -178,8 +194,13 @@ class _Consumer:
             invocation.error = f"{type(exc).__name__}: {exc}"
             log.exception("function %s failed on %s/%s", self.name, self.hub, self.partition)
         self.runner.stats.add(invocation)
-        # like the Functions host: the batch is checkpointed after the call, whatever it did
-        self.runner.checkpoints.put(self.hub, group, self.partition, invocation.last)
+        # like the Functions host: the batch counts as handled after the call, whatever it
+        # did, and is checkpointed with every ``checkpoint_every``-th batch (a checkpoint that
+        # lags only means redelivery, which the host skips)
+        self.unsaved = invocation.last
+        self.batches += 1
+        if self.batches % self.runner.checkpoint_every == 0:
+            self._checkpoint()
 
 
 class LocalFunctionsHost:
@@ -197,7 +218,10 @@ class LocalFunctionsHost:
         prefetch: int = 1024,
         owner_level: int | None = None,
         http_port: int | None = None,
+        checkpoint_every: int = CHECKPOINT_EVERY,
     ) -> None:
+        if checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
         self.functions = functions
         self.settings = settings
         self.env = {**settings.environment(), **os.environ}
@@ -208,6 +232,7 @@ class LocalFunctionsHost:
         self.prefetch = prefetch
         self.owner_level = owner_level
         self.http_port = http_port
+        self.checkpoint_every = checkpoint_every
         self.stats = RunnerStats()
         self.stopping = threading.Event()
         self._consumers: list[_Consumer] = []

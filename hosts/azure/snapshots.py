@@ -136,6 +136,9 @@ class BlobSnapshotStore:
         self._positions: dict[int, int] = {}
         self._delivered: dict[int, str] = {}
         self._dirty: set[int] = set()
+        # metadata waiting for the background thread: a later flush replaces what an
+        # earlier one queued, so a busy partition writes its latest marks, not every one
+        self._unwritten: dict[int, tuple[str, dict[str, str]]] = {}
         self._lock = threading.Lock()
         # one thread: background writes land in the order they were made
         self._background = ThreadPoolExecutor(1, thread_name_prefix="snapshots-bg")
@@ -437,7 +440,8 @@ class BlobSnapshotStore:
             return self._positions.get(partition)
 
     def flush(self, partition: int) -> None:
-        """Write the delivery mark and position in the background (in order per store; a
+        """Write the delivery mark and position in the background (in order per store,
+        only the latest if several flushes wait for the background thread; a
         crash before they land only makes the next invocation resend an outbox, which
         receivers drop, or re-read events it then skips)."""
         with self._lock:
@@ -453,7 +457,16 @@ class BlobSnapshotStore:
         if view is None:
             return
         view.metadata = metadata
-        self._background.submit(self._write_metadata, partition, view.generation, metadata)
+        with self._lock:
+            queued = partition in self._unwritten
+            self._unwritten[partition] = (view.generation, metadata)
+        if not queued:
+            self._background.submit(self._write_unwritten, partition)
+
+    def _write_unwritten(self, partition: int) -> None:
+        with self._lock:
+            generation, metadata = self._unwritten.pop(partition)
+        self._write_metadata(partition, generation, metadata)
 
     def _write_metadata(self, partition: int, generation: str, metadata: dict[str, str]) -> None:
         try:

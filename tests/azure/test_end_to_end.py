@@ -9,8 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 from azure.eventhub import EventData
+from azure.storage.blob import ContainerClient
 
-from hosts.azure.local import Served, serve, wait_until
+from hosts.azure.local import BlobCheckpoints, Served, serve, wait_until
 from hosts.azure.settings import AzureSettings
 from reactive.hosting.seams import StatusQuery
 from samples.bank import app as bank
@@ -126,3 +127,54 @@ def test_ingress_routes_requests_and_dead_letters_bad_ones(
     assert "unknown orchestration 'NoSuchThing'" in reasons[1]
     assert "unknown request fields ['colour']" in reasons[2]
     assert dead.list("ingress")[0]["data"] == b"not json at all"
+
+
+class CountingCheckpoints(BlobCheckpoints):
+    def __init__(self, container: ContainerClient) -> None:
+        super().__init__(container)
+        self.puts = 0
+
+    def put(self, hub: str, group: str, partition: str, sequence_number: int) -> None:
+        self.puts += 1
+        super().put(hub, group, partition, sequence_number)
+
+
+def test_the_runner_checkpoints_every_fourth_batch_and_when_it_stops(
+    settings: AzureSettings,
+) -> None:
+    """As host.json's batchCheckpointFrequency asks: one checkpoint write per four batches,
+    and none lost at a clean stop (every partition's checkpoint is its last event)."""
+    checkpoints = CountingCheckpoints(settings.container_client())
+    served = serve(hello.app, 4, settings, timer_interval=0.5, checkpoints=checkpoints,
+                   max_batch_size=1)
+    try:
+        client = served.client()
+        ids = [client.start(hello.Hello()) for _ in range(10)]
+        assert [client.wait(i, timeout=60) for i in ids] == ["Hello World"] * 10
+        status = served.host.status
+        assert wait_until(lambda: [r.status for r in status.query(
+            StatusQuery(name="HelloStartup"))] == ["completed"], 60)
+        assert wait_until(lambda: len(status.health()) == 4, 30)  # no more wake-ups
+        seen = [-1]
+
+        def settled() -> bool:  # no invocation for a second
+            now = served.runner.stats.invocations
+            seen.append(now)
+            return seen[-2] == now
+
+        assert wait_until(settled, 60, poll=1.0)
+    finally:
+        served.stop()
+    consumers = 4 + 2  # the partition hub's and the ingress hub's partitions
+    invocations = served.runner.stats.invocations
+    # enough batches that a checkpoint per batch would break the bound below
+    assert invocations >= 2 * consumers
+    assert checkpoints.puts <= invocations // 4 + consumers
+    producer = settings.producer(settings.partition_hub)
+    try:
+        for p in range(4):
+            last = producer.get_partition_properties(str(p))["last_enqueued_sequence_number"]
+            saved = checkpoints.get(settings.partition_hub, settings.consumer_group, str(p))
+            assert saved == last, f"partition {p}: checkpoint {saved}, last event {last}"
+    finally:
+        producer.close()

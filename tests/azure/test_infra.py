@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from hosts.azure.functions import build_function_app
+from hosts.azure.local import CHECKPOINT_EVERY
 from hosts.azure.settings import AzureSettings
 from samples.hello import app as hello
 
@@ -61,6 +62,8 @@ def test_host_json() -> None:
     assert host["version"] == "2.0"
     hubs = host["extensions"]["eventHubs"]
     assert hubs["maxEventBatchSize"] <= hubs["prefetchCount"]
+    # the local runner checkpoints as often as the Functions host will
+    assert hubs["batchCheckpointFrequency"] == CHECKPOINT_EVERY
     assert host["extensions"]["http"]["routePrefix"] == ""
     documented = (ROOT / "docs" / "azure.md").read_text()
     for key in hubs:

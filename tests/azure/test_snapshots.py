@@ -184,6 +184,29 @@ def test_delivered_and_position_survive_a_restart(container: ContainerClient) ->
     assert third.load(0).version == v2
 
 
+def test_flushes_waiting_for_the_background_write_only_the_latest_marks(
+    container: ContainerClient,
+) -> None:
+    """A busy partition flushes after every invocation; while the background thread is
+    busy, the waiting flushes collapse into one write of the latest marks."""
+    store = fresh(container)
+    version = store.append(0, b"d", None)
+    store.drain()
+    release = threading.Event()
+    store._background.submit(release.wait, 30)  # the background thread is busy
+    before = store.calls
+    for position in range(10, 15):
+        store.mark_delivered(0, version)
+        store.set_position(0, position)
+        store.flush(0)
+    release.set()
+    store.drain()
+    assert store.calls - before == 1
+    other = fresh(container)
+    assert other.load(0).delivered == version
+    assert other.position(0) == 14
+
+
 def test_dead_letters_keep_reason_and_bytes(container: ContainerClient) -> None:
     store = fresh(container)
     store.dead_letter(2, b"\xff\x00junk", "not JSON")
