@@ -5,9 +5,9 @@
 
 Each sample starts an instance (``POST /api/orchestrations/NAME``) and long-polls its
 ``/wait`` until it completes (or, with ``--one-request``, starts it with ``?wait=``), over
-kept-alive connections. Prints p50/p95/p99 and orchestrations per second (``--json``: as JSON). The
-requests in flight share one asyncio event loop, so that the client's own cost per
-request stays small next to the server's.
+kept-alive connections. Prints p50/p95/p99 and orchestrations per second (``--json``:
+as JSON). The requests in flight share one asyncio event loop, so that the client's own
+cost per request stays small next to the server's.
 """
 
 from __future__ import annotations
@@ -22,23 +22,25 @@ import time
 import uuid
 from collections.abc import Sequence
 
-import httpx
+import aiohttp
+
+JSON = {"content-type": "application/json"}
 
 
-async def _sample(http: httpx.AsyncClient, name: str, body: bytes, one_request: bool) -> float:
+async def _sample(http: aiohttp.ClientSession, name: str, body: bytes, one_request: bool) -> float:
     instance_id = uuid.uuid4().hex
     started = time.perf_counter()
-    params: dict[str, str | float] = {"id": instance_id}
-    if one_request:
-        params["wait"] = 60
-    response = await http.post(f"/api/orchestrations/{name}", params=params, content=body,
-                               headers={"content-type": "application/json"})
-    if response.status_code == 202:
-        response = await http.get(f"/api/instances/{instance_id}/wait", params={"timeout": 60})
+    params = {"id": instance_id, "wait": "60"} if one_request else {"id": instance_id}
+    async with http.post(f"/api/orchestrations/{name}", params=params, data=body,
+                         headers=JSON) as response:
+        status, data = response.status, await response.json()
+    if status == 202:
+        async with http.get(f"/api/instances/{instance_id}/wait",
+                            params={"timeout": "60"}) as response:
+            status, data = response.status, await response.json()
     elapsed = time.perf_counter() - started
-    data = response.json()
-    if response.status_code != 200 or data.get("status") != "completed":
-        raise RuntimeError(f"{instance_id}: {response.status_code} {data}")
+    if status != 200 or data.get("status") != "completed":
+        raise RuntimeError(f"{instance_id}: {status} {data}")
     return elapsed
 
 
@@ -52,9 +54,12 @@ async def measure(url: str, headers: dict[str, str], name: str, body: bytes, n: 
     """``n`` samples with ``concurrency`` in flight over a pool of kept-alive connections
     (one per request in flight, opened during the warm-up): seconds each, and the wall
     time of the lot."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120,
-                                 limits=limits) as http:
+    # aiohttp rather than httpx: its C parser costs the client about a tenth of the CPU per
+    # request, which matters with the client on the same two cores as the server
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(base_url=url, headers=headers, connector=connector,
+                                     timeout=timeout) as http:
         await asyncio.gather(*(_sample(http, name, body, one_request)
                                for _ in range(max(warmup, concurrency))))
         samples: list[float] = []
