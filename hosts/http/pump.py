@@ -4,9 +4,12 @@ N fsyncs:
 
 - :class:`GroupWriter` runs client requests (starts, events, terminations) in one writer
   thread, each batch inside the host's ``batch()`` block (in a state folder: one
-  transaction, one fsync for the whole batch);
-- :class:`Watcher` answers every pending wait from one thread that polls the status store
-  for all waited instances per round.
+  transaction, one fsync for the whole batch); a host that takes requests itself
+  (``LocalHost.submit``, see :data:`Submit`) is used instead, to commit them with their
+  processing;
+- :class:`Watcher` answers every pending wait: with the records a host publishes, once it
+  reports their commit, and otherwise (or as a safety net) from one thread that polls the
+  status store for all waited instances per round.
 """
 
 from __future__ import annotations
