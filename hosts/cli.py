@@ -246,9 +246,16 @@ def live_orchestrations(emulator: Emulator) -> int:
     return sum(1 for part in emulator.parts for run in part.runs.values() if run.init is None)
 
 
+def finished_orchestrations(emulator: Emulator) -> int:
+    """Finished instances the partitions still hold (``App.keep_completed`` bounds them)."""
+    return sum(len(part.completed) for part in emulator.parts)
+
+
 class Progress:
     """Reports progress on long runs: one updating line on a TTY, otherwise a line every
-    couple of seconds at most. The emulator calls it every 1000 deliveries."""
+    couple of seconds at most: instances finished out of those known, deliveries and
+    their rate. The emulator calls it every 1000 deliveries, a state folder's host
+    (``--state``) after every round of invocations."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
@@ -265,9 +272,12 @@ class Progress:
             return
         rate = (emulator.deliveries - self._last_count) / max(now - self._last_time, 1e-6)
         self._last_time, self._last_count, self._last_drawn = now, emulator.deliveries, now
+        live = live_orchestrations(emulator)
+        finished = finished_orchestrations(emulator)
         text = (
+            f"{finished:,}/{finished + live:,} instances finished, "
             f"{emulator.deliveries:,} deliveries, {rate:,.0f} messages/s, "
-            f"{live_orchestrations(emulator):,} live orchestrations"
+            f"{live:,} live orchestrations"
         )
         if self.tty:
             self.stream.write(f"\r\x1b[K{text}")

@@ -459,8 +459,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         history, describe = local_inspector(host)
         api = create_app(host.schema, host.client(), host.status, api_key=key,
                          history=history, describe=describe, batch=host.batch,
-                         backlog=host.inbox.backlog)
-        follow_commits(api, host.status)
+                         backlog=host.inbox.backlog, submit=host.submit)
+        follow_commits(api, host.status, host.on_commit)
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         print(f"serving {app.name} ({host.count} partitions, state in {state}) at {url}/",
               flush=True)

@@ -20,6 +20,7 @@ import pydantic
 
 from hosts.bench import workloads as w
 from hosts.bench.brokers import BrokerHost
+from hosts.bench.progress import Meter
 from hosts.emulator.host import Emulator
 from hosts.local import LocalHost
 from reactive.client import Client
@@ -129,13 +130,36 @@ def _timed(workload: str, host: str, partitions: int, n: int, clock: _Clock,
     )
 
 
+def _finished(host: Emulator | LocalHost) -> int:
+    """Orchestration instances the host's partitions hold as finished."""
+    return sum(len(part.completed) for part in host.parts)
+
+
+def _drive(host: Host, label: str, n: int) -> None:
+    """``host.run()``, showing how many of the workload's ``n`` instances have finished
+    (on the hosts whose run reports progress: the emulator and the local ones)."""
+    if not isinstance(host, Emulator | LocalHost):
+        host.run()
+        return
+    before = _finished(host)
+    last = [0.0]
+    with Meter(label, n) as meter:
+        def report(driven: Emulator | LocalHost) -> None:
+            now = time.monotonic()
+            if now - last[0] >= 0.1:  # counting the finished instances is not free
+                last[0] = now
+                meter.update(_finished(driven) - before)
+
+        host.run(progress=report)
+
+
 def hello(host: Host, kind: str, partitions: int, n: int, length: int) -> Result:
     client = host.client()
     expected = w.expected_sequence(length)
     clock = _Clock()
     with _batch(host):
         ids = [client.start(w.HelloSequence(length=length)) for _ in range(n)]
-    host.run()
+    _drive(host, f"hello-sequence on {kind}", n)
     errors = 0
     for iid in ids:
         status = client.status(iid)
@@ -178,7 +202,7 @@ def bank(host: Host, kind: str, partitions: int, n: int, accounts: int = 100) ->
             source, target = rng.randrange(accounts), rng.randrange(accounts)
             amount = rng.randint(1, 300)
             ids.append(client.start(w.Transfer(source=source, target=target, amount=amount)))
-    host.run()
+    _drive(host, f"bank on {kind}", n)
     result = _timed("bank", kind, partitions, n, clock, 0, accounts=accounts)
     balances = [client.perform(w.Balance(account=a)) for a in range(accounts)]
     statuses = [client.status(iid) for iid in ids]
@@ -340,7 +364,7 @@ def run_all(
     workloads: list[str], hosts: list[str], partitions: list[int], n: int | None,
     progress: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
 ) -> list[Result]:
-    results = []
+    plan = []
     for kind in hosts:
         for parts in partitions:
             for name in workloads:
@@ -349,11 +373,17 @@ def run_all(
                     continue  # host-independent: measured once
                 if name == "big-partition" and (kind == "emulator" or parts != partitions[0]):
                     continue  # measures commits, on one partition: local hosts only
-                progress(f"running {name} on {kind} with {parts} partitions ...")
-                result = run_workload(name, kind, parts, n)
-                progress(f"  {result.throughput:,.0f}/s in {result.seconds:.2f} s, "
-                         f"{result.errors} errors")
-                results.append(result)
+                plan.append((name, kind, parts))
+    results = []
+    began = time.monotonic()
+    for number, (name, kind, parts) in enumerate(plan, 1):
+        progress(f"[{number}/{len(plan)}] running {name} on {kind} with {parts} partitions ...")
+        result = run_workload(name, kind, parts, n)
+        elapsed = time.monotonic() - began
+        progress(f"  {result.throughput:,.0f}/s in {result.seconds:.2f} s, "
+                 f"{result.errors} errors ({number}/{len(plan)} workloads done, "
+                 f"{elapsed:,.0f} s so far)")
+        results.append(result)
     return results
 
 

@@ -35,12 +35,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hosts.http.metrics import Metrics
-from hosts.http.pump import Batch, GroupWriter, Watcher, observe_publish
+from hosts.http.pump import Batch, GroupWriter, Submit, Watcher, observe_publish, settle
 from hosts.text import article, name_hint
 from reactive.app import Kind, OperationInfo, Schema
 from reactive.client import Client
 from reactive.core.builtin_ops import BUILTINS, ClientPerform
 from reactive.errors import ReactiveError
+from reactive.hosting.requests import new_id
 from reactive.hosting.seams import PartitionHealth, Status, StatusQuery, StatusRecord, StatusStore
 
 API_KEY_HEADER = "x-api-key"
@@ -208,6 +209,7 @@ class Api:
         history: HistoryFn | None,
         describe: DescribeFn | None,
         batch: Batch | None = None,
+        submit: Submit | None = None,
     ) -> None:
         self.schema = schema
         self.client = client
@@ -219,6 +221,7 @@ class Api:
         }
         self.watcher = Watcher(status)
         self.writer = GroupWriter(batch)
+        self.submit = submit
         self.event_request_ids = _accepts(client.raise_event, "request_id")
         self.terminate_request_ids = _accepts(client.terminate, "request_id")
 
@@ -271,6 +274,21 @@ class Api:
             return info.cls.model_validate(data)
         except ValidationError as exc:
             raise ApiError(422, validation_text(exc, info.name)) from None
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A client request (start, event, termination), grouped with the others that
+        arrive together: run by the host's driver in its next transaction when the host
+        takes requests (``submit``), else by the writer thread in one ``batch()``."""
+        if self.submit is None:
+            return await self.writer.call(fn, *args)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def done(ok: bool, value: Any) -> None:
+            loop.call_soon_threadsafe(settle, future, ok, value)
+
+        self.submit(functools.partial(fn, *args), done)
+        return await future
 
     # -- statuses ----------------------------------------------------------------------
 
@@ -361,13 +379,22 @@ class Access:
             self.metrics.observe(scope["method"], route, status[0], time.perf_counter() - started)
 
 
-def follow_commits(app: FastAPI, store: Any) -> bool:
+def follow_commits(
+    app: FastAPI, store: Any, on_commit: Callable[[Callable[[bool], None]], None] | None = None
+) -> bool:
     """Resolve the app's waits as ``store`` (the status store the host's partitions
-    publish to, in this process) commits status changes, instead of by polling alone."""
+    publish to, in this process) commits status changes, instead of by polling alone.
+    ``on_commit`` (``LocalHost.on_commit``) registers a callback run after each of the
+    host's transactions: waits then end with the published record as soon as it is
+    durable, without reading the store back."""
     api: Api = app.state.api
     if not observe_publish(store, api.watcher.published):
         return False
-    api.watcher.notified()
+    if on_commit is not None:
+        on_commit(api.watcher.committed)
+        api.watcher.follow()
+    else:
+        api.watcher.notified()
     return True
 
 
@@ -381,6 +408,7 @@ def create_app(
     describe: DescribeFn | None = None,
     batch: Batch | None = None,
     backlog: Callable[[int], int] | None = None,
+    submit: Submit | None = None,
 ) -> FastAPI:
     """The API under ``/api``, the dashboard at ``/``, ``/metrics`` and ``/openapi.json``.
 
@@ -390,15 +418,17 @@ def create_app(
     bound to 127.0.0.1 whose user asked for no key.
 
     ``backlog(partition)``, when given, is the number of inputs waiting for a partition
-    (reported with its health). Client requests (starts, events, terminations) run in one
-    writer thread, those that
-    arrive together inside one ``batch()`` block when given (``LocalHost.batch``: one
-    transaction and one fsync for the lot); waits are answered by one watcher thread.
+    (reported with its health). Client requests (starts, events, terminations) that
+    arrive together are grouped: with ``submit`` (``LocalHost.submit``) the host's driver
+    runs them in its next transaction together with their processing (one fsync for the
+    requests and what they start); else one writer thread runs them inside one
+    ``batch()`` block when given (``LocalHost.batch``: one transaction and one fsync for
+    the lot). Waits are answered by one watcher thread.
     """
     if api_key is not None and not api_key:
         raise ValueError("api_key must be a non-empty string, or None for no authentication")
-    api = Api(schema, client, status, history, describe, batch)
-    run = api.writer.call
+    api = Api(schema, client, status, history, describe, batch, submit)
+    run = api.run
 
     metrics = Metrics(status, backlog)
     app = FastAPI(
@@ -516,24 +546,36 @@ def create_app(
         if instance_id is not None:
             check_instance_id(instance_id)
         op = await api.build(info, request)
-        existed = False
-        if instance_id is not None:
-            existing = await api.get(instance_id)
-            if existing is not None:
-                existed = True
-                if existing.name != name:
-                    raise ApiError(
-                        409, f"instance id {instance_id!r} is taken by {existing.name}"
-                    )
-        if not existed:
+        seconds = None if wait is None else _timeout(wait)
+        entry = None
+        if seconds is not None and api.watcher.deferred:
+            # watched before it exists: a finish in the start's own commit is seen
+            instance_id = instance_id or new_id()
+            entry = api.watcher.register(instance_id)
+
+        def start_once(iid: str | None) -> tuple[bool, str]:
+            # in the writer's (or driver's) thread: the check and the start in one hop
+            if iid is not None:
+                existing = status.get(iid)
+                if existing is not None:
+                    if existing.name != name:
+                        raise ApiError(409, f"instance id {iid!r} is taken by {existing.name}")
+                    return True, iid
+            return False, client.start(op, iid)
+
+        try:
             try:
-                instance_id = await run(client.start, op, instance_id)
+                existed, started = await run(start_once, instance_id)
             except ReactiveError as exc:  # e.g. the id was taken meanwhile
                 raise ApiError(409, str(exc)) from None
-        assert instance_id is not None
+        except BaseException:
+            if entry is not None and instance_id is not None:
+                api.watcher.release(instance_id, entry)
+            raise
+        instance_id = started
         url = status_url(instance_id)
-        if wait is not None:
-            record = await api.wait(instance_id, _timeout(wait))
+        if seconds is not None:
+            record = await api.watcher.wait(instance_id, seconds, entry, fresh=not existed)
             if record is not None and record.status in FINISHED:
                 return JSONResponse(record_json(record), headers={"location": url})
         return JSONResponse(

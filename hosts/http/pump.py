@@ -4,9 +4,12 @@ N fsyncs:
 
 - :class:`GroupWriter` runs client requests (starts, events, terminations) in one writer
   thread, each batch inside the host's ``batch()`` block (in a state folder: one
-  transaction, one fsync for the whole batch);
-- :class:`Watcher` answers every pending wait from one thread that polls the status store
-  for all waited instances per round.
+  transaction, one fsync for the whole batch); a host that takes requests itself
+  (``LocalHost.submit``, see :data:`Submit`) is used instead, to commit them with their
+  processing;
+- :class:`Watcher` answers every pending wait: with the records a host publishes, once it
+  reports their commit, and otherwise (or as a safety net) from one thread that polls the
+  status store for all waited instances per round.
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ FINISHED = frozenset({"completed", "failed", "terminated"})
 MAX_BATCH = 256
 POLL = 0.001  # seconds between the watcher's rounds while something is waited for
 SAFETY_POLL = 0.05  # ... when the host reports its status changes
+FOLLOW_POLL = 1.0  # ... when it reports its commits too (every finish is then reported)
 
 Batch = Callable[[], contextlib.AbstractContextManager[Any]]
+# runs a job on the host's driver, then calls back (ok, result or exception) once committed
+Submit = Callable[[Callable[[], Any], Callable[[bool, Any], None]], None]
 
 
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+def settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
     if future.done():
         return
     if ok:
@@ -94,55 +100,86 @@ class GroupWriter:
             except Exception as exc:  # the batch did not commit: none of it happened
                 results = [(False, exc)] * len(jobs)
             for (ok, value), (_, _, future, loop) in zip(results, jobs, strict=True):
-                loop.call_soon_threadsafe(_settle, future, ok, value)
+                loop.call_soon_threadsafe(settle, future, ok, value)
+
+
+Entry = tuple["asyncio.Future[Any]", asyncio.AbstractEventLoop]
 
 
 class Watcher:
     """Waits for instances to finish. A host that reports its status changes
     (:meth:`published`, see :func:`observe_publish`) resolves waits as they commit; one
     thread also polls the store for every waited id, each round after ``poll`` seconds
-    (often when nothing reports changes, rarely as a safety net when something does)."""
+    (often when nothing reports changes, rarely as a safety net when something does).
+
+    Told of commits too (:meth:`follow`, :meth:`committed`), it answers a wait with the
+    record its host published as soon as that transaction has committed, without
+    reading the store back."""
 
     def __init__(self, status: StatusStore, poll: float = POLL) -> None:
         self.status = status
         self.poll = poll
-        self.waiting: dict[str, list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]]] = {}
+        self.waiting: dict[str, list[Entry]] = {}
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.thread: threading.Thread | None = None
         self.stopped = False
         self.changed: set[str] = set()
+        self.deferred = False  # published records wait for :meth:`committed`
+        self.pending: dict[str, StatusRecord] = {}
 
     def published(self, records: Sequence[StatusRecord]) -> None:
-        """Status changes as a host commits them (called from its thread, possibly inside
-        its transaction): the watcher reads the finished ones back, which returns once
-        the commit is durable, and answers their waits."""
-        finished = [r.instance_id for r in records if r.status in FINISHED]
+        """Status changes as a host publishes them (called from its thread, possibly
+        inside its transaction). Following commits, the finished ones are held until
+        :meth:`committed`; otherwise the watcher reads them back (which returns once the
+        commit is durable where a store's reads wait for its writer) and answers."""
+        finished = [r for r in records if r.status in FINISHED]
         if not finished:
             return
         with self.lock:
-            self.changed.update(i for i in finished if i in self.waiting)
+            if self.deferred:
+                for record in finished:
+                    if record.instance_id in self.waiting:
+                        self.pending[record.instance_id] = record
+                return
+            self.changed.update(r.instance_id for r in finished if r.instance_id in self.waiting)
             if not self.changed:
                 return
         self.wake.set()
 
+    def committed(self, ok: bool) -> None:
+        """The host's transaction ended: answer the waits its publishes finished (if it
+        committed) or forget them (if it rolled back)."""
+        with self.lock:
+            if not self.pending:
+                return
+            pending, self.pending = self.pending, {}
+        if ok:
+            for instance_id, record in pending.items():
+                self._settle(instance_id, record)
+
     def notified(self, poll: float = SAFETY_POLL) -> None:
         """The host reports its changes: poll only as a safety net."""
+        self.poll = poll
+
+    def follow(self, poll: float = FOLLOW_POLL) -> None:
+        """The host reports its publishes and its commits (see :meth:`committed`)."""
+        with self.lock:
+            self.deferred = True
         self.poll = poll
 
     def _settle(self, instance_id: str, record: StatusRecord | None) -> None:
         with self.lock:
             entries = self.waiting.pop(instance_id, [])
         for future, loop in entries:
-            loop.call_soon_threadsafe(_settle, future, True, record)
+            loop.call_soon_threadsafe(settle, future, True, record)
 
-    async def wait(self, instance_id: str, timeout: float) -> StatusRecord | None:
-        """The record once finished (or unknown: None), else the latest after ``timeout``."""
+    def register(self, instance_id: str) -> Entry:
+        """Watch ``instance_id`` from now on (before the request that creates it, so that
+        a finish in the same commit is seen); pass the entry to :meth:`wait`, or to
+        :meth:`release` if it is not waited for after all."""
         loop = asyncio.get_running_loop()
-        if timeout <= 0:
-            return await asyncio.to_thread(self.status.get, instance_id)
-        future: asyncio.Future[Any] = loop.create_future()
-        entry = (future, loop)
+        entry: Entry = (loop.create_future(), loop)
         with self.lock:
             self.waiting.setdefault(instance_id, []).append(entry)
             if self.thread is None:
@@ -150,22 +187,40 @@ class Watcher:
                                                daemon=True)
                 self.thread.start()
         self.wake.set()  # the thread may be idling with nothing to watch
+        return entry
+
+    def release(self, instance_id: str, entry: Entry) -> None:
+        with self.lock:
+            entries = self.waiting.get(instance_id, [])
+            if entry in entries:
+                entries.remove(entry)
+            if not entries:
+                self.waiting.pop(instance_id, None)
+
+    async def wait(
+        self, instance_id: str, timeout: float, entry: Entry | None = None, fresh: bool = False
+    ) -> StatusRecord | None:
+        """The record once finished (or unknown: None), else the latest after ``timeout``.
+        ``fresh``: ``entry`` was registered before the instance was created, by a watcher
+        that follows commits, so no finish can have been missed and the store need not be
+        read first."""
+        if timeout <= 0 and entry is None:
+            return await asyncio.to_thread(self.status.get, instance_id)
+        if entry is None:
+            entry = self.register(instance_id)
+        future = entry[0]
         try:
-            # registered first, then read: a finish published in between is not missed
-            record = await asyncio.to_thread(self.status.get, instance_id)
-            if record is None or record.status in FINISHED:
-                return record
+            if not (fresh and self.deferred) and not future.done():
+                # registered first, then read: a finish published in between is not missed
+                record = await asyncio.to_thread(self.status.get, instance_id)
+                if record is None or record.status in FINISHED:
+                    return record
             found: StatusRecord | None = await asyncio.wait_for(asyncio.shield(future), timeout)
             return found
         except TimeoutError:
             return await asyncio.to_thread(self.status.get, instance_id)
         finally:
-            with self.lock:
-                entries = self.waiting.get(instance_id, [])
-                if entry in entries:
-                    entries.remove(entry)
-                if not entries:
-                    self.waiting.pop(instance_id, None)
+            self.release(instance_id, entry)
 
     def close(self) -> None:
         self.stopped = True
@@ -187,8 +242,10 @@ class Watcher:
             else:
                 targets = [i for i in ids if i in changed]
             for instance_id in targets:
+                # an unknown id is answered by the wait's own first read; a wait
+                # registered before its start commits must not end as unknown here
                 record = self.status.get(instance_id)
-                if record is None or record.status in FINISHED:
+                if record is not None and record.status in FINISHED:
                     self._settle(instance_id, record)
             self.wake.wait(max(0.0, last_round + self.poll - time.monotonic()))
 

@@ -123,6 +123,7 @@ class FolderState:
         self._read_mutex = threading.Lock()
         self.commit_interval = commit_interval
         self.durable_commits = 0  # transactions committed (each one fsync)
+        self._commit_listeners: list[Callable[[bool], None]] = []
         self.partition_commits = 0  # snapshot appends and compactions
         self._grouping = False
         self._savepoint = False  # the current block is a savepoint in an open transaction
@@ -231,18 +232,32 @@ class FolderState:
                 self._savepoint = False
                 self._grouping = False
 
+    def on_commit(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(True)`` after each durable commit and ``listener(False)`` after
+        a rollback of any part of the open transaction (what was published in it may be
+        gone), on the writing thread, with this folder's mutex held."""
+        self._commit_listeners.append(listener)
+
+    def _tell(self, committed: bool) -> None:
+        for listener in self._commit_listeners:
+            with contextlib.suppress(Exception):  # a listener must never fail a commit
+                listener(committed)
+
     def _commit(self) -> None:
         self._db.execute("COMMIT")  # with fsync on, the one fsync of the transaction
         self.durable_commits += 1
+        self._tell(True)
 
     def _abort(self) -> None:
         if not self._db.in_transaction:
+            self._tell(False)
             return  # SQLite already rolled it back (an I/O error): the fence sorts it out
         if self._savepoint:  # keep the blocks before this one
             self._db.execute("ROLLBACK TO block")
             self._db.execute("RELEASE block")
         else:
             self._db.execute("ROLLBACK")
+        self._tell(False)
 
     def _may_wait(self) -> bool:
         """Whether the open transaction may wait for the next invocations' commits."""
@@ -284,6 +299,7 @@ class FolderState:
                     self._db.execute("RELEASE single")
                 elif self._db.in_transaction:
                     self._db.execute("ROLLBACK")
+                self._tell(False)
                 raise
             if pending:
                 self._db.execute("RELEASE single")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import random
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from hosts.local.folder import FolderState
 from reactive import App
@@ -24,6 +25,9 @@ from reactive.hosting.client import SeamClient
 from reactive.hosting.memory import MemoryLogs, MemoryStatusStore, MemoryStore
 from reactive.hosting.seams import Inbound, Outgoing, SnapshotStore, StatusStore
 from reactive.hosting.worker import Hook, Outcome, PartitionWorker, WorkerOptions
+
+Done = Callable[[bool, Any], None]  # (ok, result or exception), called after the commit
+MAX_JOBS = 512  # client requests the driver takes into one transaction
 
 
 class VirtualClock:
@@ -94,12 +98,17 @@ class LocalHost:
         self._stop = threading.Event()
         self._wake = threading.Event()  # set by this host's clients when they send
         self._thread: threading.Thread | None = None
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Done]] = queue.SimpleQueue()
+        self._capture: list[Outgoing] | None = None  # the driver's sends while it runs jobs
+        self._commit_listeners: list[Callable[[bool], None]] = []
         self.invocations = 0
         self.deliveries = 0
         self.activity_runs = 0
         self.duplicates_dropped = 0
         self.restores = 0
         self.workers = [self.new_worker(i) for i in range(count)]
+        if self.folder is not None:  # it knows when a held transaction commits at last
+            self.folder.on_commit(self._tell_commit)
 
     def new_worker(self, index: int) -> PartitionWorker:
         """A worker for partition ``index`` on this host's seams (tests make extra ones
@@ -120,7 +129,7 @@ class LocalHost:
 
     def client(self) -> SeamClient:
         drive = None if self._thread is not None else self.run
-        return SeamClient(self.schema, self.count, _Waking(self.inbox, self._wake),
+        return SeamClient(self.schema, self.count, _Waking(self),
                           self.status, self.epoch, drive=drive, clock=self.clock)
 
     # -- driving -------------------------------------------------------------------------------
@@ -135,22 +144,118 @@ class LocalHost:
             batch = self.inbox.read(index, self.batch_size)
             outcome = worker.handle(batch, hook)
             self.inbox.acknowledge(index, outcome.acknowledged)
+        self._count(index, outcome)
+        return outcome
+
+    def _count(self, index: int, outcome: Outcome) -> None:
         self.invocations += 1
         self._due[index] = outcome.next_due
         self.deliveries += outcome.processed
         self.activity_runs += outcome.activities
         self.duplicates_dropped += outcome.duplicates
-        return outcome
 
     def batch(self) -> contextlib.AbstractContextManager[None]:
         """Group the client requests made in the block into one durable write (in a state
         folder: one transaction, one fsync), as a client submitting a batch would."""
         return self._group()
 
-    def _group(self, group_commit: bool = False) -> contextlib.AbstractContextManager[None]:
-        if self.folder is None:
-            return contextlib.nullcontext()
-        return self.folder.group(group_commit)
+    @contextlib.contextmanager
+    def _group(self, group_commit: bool = False) -> Iterator[None]:
+        """One transaction (in a state folder, which tells the commit listeners when it
+        commits or rolls back: with ``group_commit`` the transaction may stay open for
+        the next invocations); in memory the listeners hear at the end of the block."""
+        if self.folder is not None:
+            with self.folder.group(group_commit):
+                yield
+            return
+        committed = False
+        try:
+            yield
+            committed = True
+        finally:
+            self._tell_commit(committed)
+
+    def _tell_commit(self, committed: bool) -> None:
+        for listener in self._commit_listeners:
+            with contextlib.suppress(Exception):  # a listener must never fail a commit
+                listener(committed)
+
+    def on_commit(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(committed)`` after each invocation's or batch's transaction
+        ends (durable once it is called with True; rolled back with False), on the
+        thread that ran it. What a status store was told to publish inside the
+        transaction is visible to readers from then on."""
+        self._commit_listeners.append(listener)
+
+    # -- client requests run by the driver ------------------------------------------------
+
+    def submit(self, job: Callable[[], Any], done: Done) -> None:
+        """Run ``job`` (client requests: starts, events, terminations) on the driver
+        thread, inside the same transaction as the invocations that handle what it sends,
+        and then ``done(ok, result_or_exception)`` once that transaction has committed.
+        Requests submitted together share one transaction and one fsync, and a start is
+        durable and processed after a single commit. Needs ``start_background``."""
+        if self._thread is None:
+            raise RuntimeError("submit needs a host driven in the background (start_background)")
+        self._jobs.put((job, done))
+        self._wake.set()
+
+    def _take_jobs(self) -> list[tuple[Callable[[], Any], Done]]:
+        jobs: list[tuple[Callable[[], Any], Done]] = []
+        while len(jobs) < MAX_JOBS:
+            try:
+                jobs.append(self._jobs.get_nowait())
+            except queue.Empty:
+                break
+        return jobs
+
+    def _run_jobs(self, jobs: list[tuple[Callable[[], Any], Done]]) -> None:
+        """One transaction: the jobs, then an invocation of each partition they sent to,
+        handed their messages directly (never written to the input log, so one commit
+        covers the request and its processing)."""
+        results: list[tuple[bool, Any]] = []
+        handled: list[int] = []
+        try:
+            with self._mutex, self._group():
+                captured: list[Outgoing] = []
+                self._capture = captured
+                try:
+                    for job, _ in jobs:
+                        try:
+                            results.append((True, job()))
+                        except Exception as exc:
+                            results.append((False, exc))
+                finally:
+                    self._capture = None
+                now = self.clock()
+                direct: dict[int, list[Outgoing]] = {}
+                for message in captured:
+                    direct.setdefault(message.dest, []).append(message)
+                for index in sorted(direct):
+                    handled.append(index)
+                    batch = self.inbox.read(index, self.batch_size)
+                    if len(batch) < self.batch_size:
+                        batch += [Inbound(m.data, now) for m in direct[index]]
+                    else:  # older input is waiting beyond this batch: keep the order
+                        self.inbox.send(direct[index])
+                    outcome = self.workers[index].handle(batch)
+                    # every record handed over is acknowledged; the direct ones have no ref
+                    self.inbox.acknowledge(index, [r for r in outcome.acknowledged
+                                                   if r is not None])
+                    self._count(index, outcome)
+        except Exception as exc:  # nothing of the transaction happened
+            for index in handled:  # their memory ran ahead of the rolled-back store
+                self.workers[index].forget()
+            results = [(False, exc)] * len(jobs)
+        for (ok, value), (_, done) in zip(results, jobs, strict=True):
+            with contextlib.suppress(Exception):
+                done(ok, value)
+
+    def _fail_jobs(self) -> None:
+        stopped = RuntimeError("the host stopped before the request was processed")
+        for _, done in self._take_jobs():
+            with contextlib.suppress(Exception):
+                done(False, stopped)
 
     def now(self) -> float:
         return self.clock()
@@ -215,13 +320,24 @@ class LocalHost:
         if self._thread is not None:
             return
 
+        def interrupted() -> bool:
+            return self._stop.is_set() or not self._jobs.empty()
+
         def loop() -> None:
-            while not self._stop.is_set():
-                self.run(until=self._stop.is_set)
-                # woken at once by this host's clients; input from other processes
-                # is picked up within ``poll`` seconds
-                self._wake.wait(poll)
-                self._wake.clear()
+            try:
+                while not self._stop.is_set():
+                    jobs = self._take_jobs()
+                    if jobs:
+                        self._run_jobs(jobs)
+                        continue
+                    if self.run(until=interrupted) and not self._stop.is_set():
+                        continue  # submitted requests are waiting
+                    # woken at once by this host's clients; input from other processes
+                    # is picked up within ``poll`` seconds
+                    self._wake.wait(poll)
+                    self._wake.clear()
+            finally:
+                self._fail_jobs()
 
         self._thread = threading.Thread(target=loop, name="reactive-driver", daemon=True)
         self._thread.start()
@@ -232,6 +348,7 @@ class LocalHost:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        self._fail_jobs()  # submitted while the driver was stopping
 
     def close(self) -> None:
         self.stop()
@@ -276,12 +393,16 @@ class _Output:
 
 
 class _Waking:
-    """A sender that wakes the host's driver after each send."""
+    """A sender that wakes the host's driver after each send, or, inside a job the
+    driver runs (``LocalHost.submit``), hands the messages to the driver instead."""
 
-    def __init__(self, inner: Inbox, wake: threading.Event) -> None:
-        self.inner = inner
-        self.wake = wake
+    def __init__(self, host: LocalHost) -> None:
+        self.host = host
 
     def send(self, messages: Sequence[Outgoing]) -> None:
-        self.inner.send(messages)
-        self.wake.set()
+        capture = self.host._capture
+        if capture is not None and threading.current_thread() is self.host._thread:
+            capture.extend(messages)
+            return
+        self.host.inbox.send(messages)
+        self.host._wake.set()

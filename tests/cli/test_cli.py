@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -365,6 +366,8 @@ def test_progress_on_a_terminal_is_one_updating_line() -> None:
     assert stream.getvalue().startswith("\r\x1b[K")
     assert f"{emulator.deliveries:,} deliveries" in stream.getvalue()
     assert "messages/s, 0 live orchestrations" in stream.getvalue()
+    finished = sum(len(part.completed) for part in emulator.parts)
+    assert finished > 0 and f"{finished:,}/{finished:,} instances finished" in stream.getvalue()
     assert "\n" not in stream.getvalue()
     progress.clear()
     assert stream.getvalue().endswith("\r\x1b[K")
@@ -411,5 +414,5 @@ def test_progress_line_on_a_real_terminal() -> None:
     os.close(master)
     assert proc.returncode == 0
     assert json.loads(stdout) == sum(i % 100 for i in range(3000))
-    assert seen.startswith(b"\r\x1b[K1,000 deliveries, ")
+    assert re.match(rb"\r\x1b\[K\d+/\d+ instances finished, 1,000 deliveries, ", seen)
     assert seen.endswith(b"\r\x1b[K")  # the line is cleared before the result is printed

@@ -45,8 +45,9 @@ def driven(app: App, state: Path | None, partitions: int = 2) -> Iterator[LocalH
 def api_over(host: LocalHost, api_key: str | None, **kwargs: Any) -> Any:
     """The API as ``reactive serve`` builds it: grouped writes, waits told of commits."""
     app = create_app(host.schema, host.client(), host.status, api_key=api_key,
-                     batch=host.batch, backlog=host.inbox.backlog, **kwargs)
-    follow_commits(app, host.status)
+                     batch=host.batch, backlog=host.inbox.backlog, submit=host.submit,
+                     **kwargs)
+    follow_commits(app, host.status, host.on_commit)
     return app
 
 

@@ -66,7 +66,7 @@ def test_no_key_answers_loopback_only() -> None:
         check_loopback(app)
 
 
-def check_loopback(app: object) -> None:
+def check_loopback(app: Any) -> None:
     with TestClient(app, client=("127.0.0.1", 5000)) as http:
         assert http.get("/api/instances").status_code == 200
     with TestClient(app, client=("10.1.2.3", 5000)) as http:
@@ -224,7 +224,32 @@ def test_history_and_waits_come_from_the_callables(tmp_path: Path) -> None:
         check_no_history(api_over(host, "k"))
 
 
-def check_no_history(app: object) -> None:
+def check_no_history(app: Any) -> None:
     with TestClient(app, headers={"x-api-key": "k"}) as http:
         r = http.get("/api/instances/w?history=true")
         assert r.status_code == 501 and "histories" in r.json()["error"]
+
+
+def test_start_with_wait_answers_with_the_result(env: Env) -> None:
+    """?wait= returns the finished status in the start's own response: for a new id given
+    or not, for an id that already finished, and 202 for one still live at the timeout."""
+    r = env.http.post("/api/orchestrations/Greet?wait=60", json={"name": "w"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "completed" and body["result"] == "hello w"
+    assert r.headers["location"] == f"/api/instances/{body['id']}"
+    again = env.http.post(f"/api/orchestrations/Greet?id={body['id']}&wait=60",
+                          json={"name": "w"})
+    assert again.status_code == 200 and again.json()["result"] == "hello w"
+    failed = env.http.post("/api/orchestrations/Broken?id=bw&wait=60")
+    assert failed.status_code == 200 and failed.json()["status"] == "failed"
+    assert "broken on purpose" in failed.json()["error"]["text"]
+    live = env.http.post("/api/orchestrations/Approval?id=aw&wait=0.2", json={"request": "q"})
+    assert live.status_code == 202 and live.json()["created"] is True
+    taken = env.http.post("/api/orchestrations/Other?id=aw&wait=5")
+    assert taken.status_code == 409 and "taken by Approval" in taken.json()["error"]
+    env.http.post("/api/instances/aw/events/decision", json="yes")
+    done = env.http.post("/api/orchestrations/Approval?id=aw&wait=60", json={"request": "q"})
+    assert done.status_code == 200 and done.json()["result"] == "q: yes"
+    served: Any = env.http.app
+    assert served.state.api.watcher.waiting == {}  # no wait left behind

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from hosts.bench import workloads as bench
 from hosts.http.pump import GroupWriter, Watcher, observe_publish
+from hosts.local import LocalHost
 from reactive.hosting.memory import MemoryStatusStore
 from reactive.hosting.seams import PartitionHealth, StatusRecord
 
@@ -104,3 +109,84 @@ def test_watcher_times_out_with_the_latest_record() -> None:
 
     found = asyncio.run(main())
     assert found is not None and found.status == "pending"
+
+
+def test_watcher_following_commits_answers_only_what_committed() -> None:
+    store = MemoryStatusStore()
+    store.put_pending(record("c", "pending", 0.0))
+
+    async def main() -> tuple[bool, bool, StatusRecord | None]:
+        watcher = Watcher(store)
+        watcher.follow(poll=3600)  # only a reported commit can answer in time
+        entry = watcher.register("c")
+        waiting = asyncio.ensure_future(watcher.wait("c", 30, entry, fresh=True))
+        watcher.published([record("c", "completed", 2.0)])
+        watcher.committed(False)  # rolled back: that finish never happened
+        await asyncio.sleep(0.05)
+        after_rollback = waiting.done()
+        watcher.published([record("c", "failed", 3.0)])
+        await asyncio.sleep(0.05)
+        before_commit = waiting.done()
+        watcher.committed(True)
+        found = await waiting
+        watcher.close()
+        return after_rollback, before_commit, found
+
+    after_rollback, before_commit, found = asyncio.run(main())
+    assert not after_rollback and not before_commit
+    assert found is not None and found.status == "failed"
+
+
+# -- requests run by a LocalHost's driver ------------------------------------------------------
+
+
+def test_submitted_starts_commit_with_their_processing(tmp_path: Path) -> None:
+    """Starts submitted together share the driver's transactions with the invocations that
+    run them: once a start is reported, its instance has durably finished, and a job that
+    fails fails alone."""
+    host = LocalHost(bench.app, partitions=2, state_dir=tmp_path, fsync=False)
+    commits: list[bool] = []
+    host.on_commit(commits.append)
+    client = host.client()
+    host.start_background()
+    results: list[tuple[bool, Any]] = []
+    seen: list[int] = []  # the number of commits when each start was reported
+    finished = threading.Event()
+
+    def done(ok: bool, value: Any) -> None:
+        results.append((ok, value))
+        seen.append(commits.count(True))
+        if len(results) == 21:
+            finished.set()
+
+    def broken() -> None:
+        raise ValueError("bad request")
+
+    try:
+        with host._mutex:  # the driver waits: the jobs queue up together
+            for i in range(20):
+                host.submit(functools.partial(client.start, bench.HelloSequence(), f"s{i}"),
+                            done)
+            host.submit(broken, done)
+        assert finished.wait(60)
+        statuses = {i: host.status.get(f"s{i}") for i in range(20)}
+    finally:
+        host.close()
+    ok = [value for good, value in results if good]
+    errors = [value for good, value in results if not good]
+    assert sorted(ok) == sorted(f"s{i}" for i in range(20))
+    assert len(errors) == 1 and isinstance(errors[0], ValueError)
+    # one transaction for the lot (two if the driver took the first job before the rest)
+    assert len(set(seen)) <= 2
+    for status in statuses.values():
+        assert status is not None and status.status == "completed"
+        assert status.result == bench.expected_sequence(3)
+
+
+def test_submit_needs_a_driven_host(tmp_path: Path) -> None:
+    host = LocalHost(bench.app, partitions=1, state_dir=tmp_path, fsync=False)
+    try:
+        with pytest.raises(RuntimeError, match="start_background"):
+            host.submit(lambda: None, lambda ok, value: None)
+    finally:
+        host.close()
