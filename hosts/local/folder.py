@@ -199,7 +199,7 @@ class FolderState:
     # that fails rolls back alone. Nothing in an open transaction is visible to clients
     # or other processes (their reads see only what is durable). Any other block (a
     # client's batch, acknowledgements alone), a write outside a block, no input left,
-    # flush() and close() commit at once. A crash loses the open transaction whole:
+    # commit_held() and close() commit at once. A crash loses the open transaction whole:
     # every invocation in it is redone from what is durable, its input still in the log.
 
     @contextlib.contextmanager
@@ -269,7 +269,7 @@ class FolderState:
             return False
         return self._db.execute("SELECT 1 FROM inbox LIMIT 1").fetchone() is not None
 
-    def flush(self) -> None:
+    def commit_held(self) -> None:
         """Make every write so far durable now (the worker calls this before it runs
         activities: user code of any duration must not hold commits back)."""
         with self._mutex:

@@ -98,9 +98,10 @@ class SnapshotStore(Protocol):
 @runtime_checkable
 class GroupCommit(Protocol):
     """A store that may hold a commit back for a moment so that the next invocations'
-    commits share its durable write (the state folder's fsync)."""
+    commits share its durable write (the state folder's fsync). The method's name is
+    the whole check (``isinstance`` on a protocol looks at names only): keep it unique."""
 
-    def flush(self) -> None:
+    def commit_held(self) -> None:
         """Make every commit so far durable now: the worker calls this before it runs
         activities, so that user code of any duration never holds commits back."""
 

@@ -176,7 +176,7 @@ class PartitionWorker:
         self.clock = clock
         self.output = output or LoggingOutput()
         self._warm: _Warm | None = None
-        self._flush = store.flush if isinstance(store, GroupCommit) else None
+        self._flush = store.commit_held if isinstance(store, GroupCommit) else None
 
     # -- the invocation --------------------------------------------------------------------
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from hosts.local import LocalHost
 from hosts.local.folder import FolderState
+from reactive.hosting.memory import MemoryStore
 from samples.counter.app import CounterKey, IncrementMany
 
-from .harness import app
+from .harness import Pipeline, app, pipeline_total
 
 
 def test_a_driver_run_shares_fsyncs_between_invocations(tmp_path: Path) -> None:
@@ -71,7 +72,7 @@ def test_a_held_commit_is_invisible_until_durable(tmp_path: Path) -> None:
         assert other.get(iid).status == "pending"  # type: ignore[union-attr]
         assert host.folder.backlog() == 1  # the driver itself sees what it sent
 
-        host.folder.flush()
+        host.folder.commit_held()
         assert other.get(iid).status == "running"  # type: ignore[union-attr]
 
         # an invocation without group commit is durable when it returns
@@ -87,3 +88,18 @@ def test_a_held_commit_is_invisible_until_durable(tmp_path: Path) -> None:
     finally:
         other.close()
         host.close()
+
+
+def test_a_store_with_another_flush_is_not_taken_for_group_commit() -> None:
+    """The worker asks a group-committing store to commit what it holds before it runs
+    activities; a store with some other flush (the Blob store's takes a partition) must
+    not be called for it."""
+
+    class OtherFlush(MemoryStore):
+        def flush(self, partition: int) -> None:
+            raise AssertionError("not a group commit")
+
+    host = LocalHost(app, partitions=2)
+    host.store = OtherFlush()
+    host.workers = [host.new_worker(i) for i in range(host.count)]
+    assert host.client().perform(Pipeline(tag="t", n=2, delay=1.0)) == pipeline_total(2)
