@@ -36,12 +36,21 @@ from hosts.bench.runner import HOSTS, WORKLOADS, format_table, run_all, to_json
 from hosts.emulator import ALL_FAULTS, Emulator, EmulatorClient
 from hosts.local import LocalHost
 from hosts.text import article, name_hint
-from reactive.app import App, Kind, OperationInfo, Schema
-from reactive.client import InstanceStatus
-from reactive.core.builtin_ops import BUILTINS
-from reactive.errors import ApplicationError, DefinitionError, ReactiveError
+from reactive import (
+    Activity,
+    App,
+    ApplicationError,
+    DefinitionError,
+    InstanceStatus,
+    Operation,
+    Orchestration,
+    ReactiveError,
+    Read,
+    State,
+    Update,
+)
+from reactive.hosting import BUILTINS, Kind, OperationInfo, Schema
 from reactive.hosting.seams import StatusQuery
-from reactive.model import Activity, Operation, Orchestration, Read, State, Update
 
 PROG = "reactive"
 USAGE_ERROR = 2

@@ -16,7 +16,7 @@ from typing import Any
 
 from hosts.aws.config import AwsConfig
 from hosts.aws.handler import AwsHost, LambdaContext
-from reactive.app import App
+from reactive import App
 
 _host: AwsHost | None = None
 _lock = threading.Lock()

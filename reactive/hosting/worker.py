@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from reactive import errors
-from reactive.app import Schema
 from reactive.core.messages import Message, Tick
 from reactive.core.partition import ActivityTask, Effects, Partition, apply_delta
 from reactive.hosting import envelope
@@ -39,6 +38,7 @@ from reactive.hosting.seams import (
     StatusRecord,
     StatusStore,
 )
+from reactive.schema import Schema
 
 FORMAT = 2
 log = logging.getLogger("reactive.host")
