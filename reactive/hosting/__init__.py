@@ -11,6 +11,7 @@ from reactive.core.results import decode_error
 from reactive.core.waits import describe_waits
 from reactive.errors import CorruptSnapshotError
 from reactive.hosting.activities import execute_activity
+from reactive.hosting.host import Host, statistics
 from reactive.schema import Kind, OperationInfo, PKey, Schema
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "ClientPerform",
     "CorruptSnapshotError",
     "Effects",
+    "Host",
     "Kind",
     "Message",
     "OperationInfo",
@@ -31,5 +33,6 @@ __all__ = [
     "describe_waits",
     "execute_activity",
     "from_wire",
+    "statistics",
     "to_wire",
 ]
