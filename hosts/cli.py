@@ -33,15 +33,24 @@ from pydantic import ValidationError
 
 from hosts.bench.plot import throughput_svg
 from hosts.bench.runner import HOSTS, WORKLOADS, format_table, run_all, to_json
-from hosts.emulator import ALL_FAULTS, Emulator, EmulatorClient
+from hosts.emulator import ALL_FAULTS, Emulator
 from hosts.local import LocalHost
 from hosts.text import article, name_hint
-from reactive.app import App, Kind, OperationInfo, Schema
-from reactive.client import InstanceStatus
-from reactive.core.builtin_ops import BUILTINS
-from reactive.errors import ApplicationError, DefinitionError, ReactiveError
+from reactive import (
+    Activity,
+    App,
+    ApplicationError,
+    DefinitionError,
+    InstanceStatus,
+    Operation,
+    Orchestration,
+    ReactiveError,
+    Read,
+    State,
+    Update,
+)
+from reactive.hosting import BUILTINS, Host, Kind, OperationInfo, Schema, statistics
 from reactive.hosting.seams import StatusQuery
-from reactive.model import Activity, Operation, Orchestration, Read, State, Update
 
 PROG = "reactive"
 USAGE_ERROR = 2
@@ -208,7 +217,7 @@ def build_orchestration(info: OperationInfo, text: str) -> Orchestration[Any]:
 
 def _make_emulator(
     app: App, args: argparse.Namespace, unhandled: TextIO | None, progress: Progress
-) -> Emulator:
+) -> Host:
     """An emulator set up from the command line; unhandled errors are printed to
     ``unhandled`` as they happen (None: not printed)."""
     faults = dataclasses.replace(ALL_FAULTS, seed=args.seed) if args.faults else None
@@ -223,7 +232,7 @@ def _make_emulator(
         if args.faults:
             raise CliError("--faults and --state do not combine: faults are injected in memory")
         try:
-            return LocalHost(  # type: ignore[return-value]
+            return LocalHost(
                 app,
                 partitions=args.partitions,  # None: the folder's own count
                 state_dir=Path(args.state),
@@ -242,11 +251,11 @@ def _make_emulator(
     )
 
 
-def live_orchestrations(emulator: Emulator) -> int:
+def live_orchestrations(emulator: Host) -> int:
     return sum(1 for part in emulator.parts for run in part.runs.values() if run.init is None)
 
 
-def finished_orchestrations(emulator: Emulator) -> int:
+def finished_orchestrations(emulator: Host) -> int:
     """Finished instances the partitions still hold (``App.keep_completed`` bounds them)."""
     return sum(len(part.completed) for part in emulator.parts)
 
@@ -265,7 +274,7 @@ class Progress:
         self._last_count = 0
         self._last_drawn = 0.0 if self.tty else self._last_time
 
-    def __call__(self, emulator: Emulator) -> None:
+    def __call__(self, emulator: Host) -> None:
         now = time.monotonic()
         interval = PROGRESS_TTY_INTERVAL if self.tty else PROGRESS_LINE_INTERVAL
         if now - self._last_drawn < interval:
@@ -309,7 +318,7 @@ class _LineHandler(logging.Handler):
 
 
 @contextmanager
-def _app_logging(emulator: Emulator, stream: TextIO | None, progress: Progress) -> Iterator[None]:
+def _app_logging(emulator: Host, stream: TextIO | None, progress: Progress) -> Iterator[None]:
     """Route the application's log lines to ``stream`` (None: drop them), and keep the
     emulator's own report of unhandled errors out of the way (the CLI prints those)."""
     handler: logging.Handler = (
@@ -348,7 +357,7 @@ def _natural(text: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
-def top_level_instances(emulator: Emulator) -> list[InstanceRow]:
+def top_level_instances(emulator: Host) -> list[InstanceRow]:
     """Every instance nobody awaits: finished ones from each partition's records, plus the
     ones still running (in durable mode: from the status store)."""
     rows: list[InstanceRow] = []
@@ -398,7 +407,7 @@ def _shorten(text: str, width: int = RESULT_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def summary_rows(emulator: Emulator) -> list[InstanceRow]:
+def summary_rows(emulator: Host) -> list[InstanceRow]:
     """The top-level instances, live ones with what they wait for."""
     rows = top_level_instances(emulator)
     for row in rows:
@@ -408,7 +417,7 @@ def summary_rows(emulator: Emulator) -> list[InstanceRow]:
 
 
 def print_summary(
-    emulator: Emulator, out: TextIO, list_unhandled: bool, interrupted: bool = False,
+    emulator: Host, out: TextIO, list_unhandled: bool, interrupted: bool = False,
     stopped: bool = False,
 ) -> list[InstanceRow]:
     rows = summary_rows(emulator)
@@ -430,16 +439,17 @@ def print_summary(
             out.write(f"{line} {detail}".rstrip() + "\n")
     else:
         out.write("no orchestration instances\n")
+    counts = statistics(emulator)
     stats = [
-        _count(emulator.deliveries, "delivery", "deliveries"),
-        _count(emulator.activity_runs, "activity run"),
-        _count(len(emulator.unhandled), "unhandled error"),
+        _count(counts["deliveries"], "delivery", "deliveries"),
+        _count(counts["activity_runs"], "activity run"),
+        _count(counts["unhandled"], "unhandled error"),
     ]
     faults = getattr(emulator, "faults", None)  # the durable host injects none
     if faults is not None and (faults.restore_probability or faults.duplicate_probability):
         stats += [
-            _count(emulator.restores, "restore"),
-            _count(emulator.duplicates_dropped, "duplicate dropped", "duplicates dropped"),
+            _count(counts["restores"], "restore"),
+            _count(counts["duplicates_dropped"], "duplicate dropped", "duplicates dropped"),
         ]
     out.write(", ".join(stats) + "\n")
     if list_unhandled:
@@ -484,7 +494,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _finish_run(
-    emulator: Emulator, out: TextIO, args: argparse.Namespace, interrupted: bool,
+    emulator: Host, out: TextIO, args: argparse.Namespace, interrupted: bool,
     stopped: bool = False,
 ) -> int:
     if args.json:
@@ -529,7 +539,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     emulator = _make_emulator(app, args, log_stream, progress)
     if isinstance(emulator, LocalHost):
         return _start_durable(emulator, info, op, args, log_stream, progress)
-    client = EmulatorClient(emulator)
+    client = emulator.client()
     with _app_logging(emulator, log_stream, progress):
         try:
             emulator.run(progress=progress)  # the startup orchestrations first
@@ -561,7 +571,7 @@ def _start_durable(
     the instance is done); an existing id of the same orchestration is that instance."""
     client = host.client()
     try:
-        with _app_logging(host, log_stream, progress):  # type: ignore[arg-type]
+        with _app_logging(host, log_stream, progress):
             try:
                 iid = client.start(op, instance_id=args.id)
 
@@ -570,7 +580,7 @@ def _start_durable(
                     return status is not None and (status.done if args.wait else
                                                    status.status != "pending")
 
-                host.run(until=settled, progress=progress)  # type: ignore[arg-type]
+                host.run(until=settled, progress=progress)
             finally:
                 progress.clear()
         status = client.status(iid)

@@ -38,7 +38,7 @@ from hosts.http import create_app, follow_commits
 from hosts.http.live import local_inspector
 from hosts.local import FolderError, FolderState, LocalHost
 from reactive import App
-from reactive.app import Schema
+from reactive.hosting import Schema
 from reactive.hosting.client import SeamClient
 
 API_KEY_ENV = "REACTIVE_API_KEY"

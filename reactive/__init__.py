@@ -3,7 +3,7 @@ compiled to a deterministic, partitioned state machine."""
 
 from reactive.app import App
 from reactive.client import Client, InstanceStatus
-from reactive.core.context import (
+from reactive.context import (
     ActivityContext,
     InitContext,
     OrchestrationContext,
@@ -11,7 +11,6 @@ from reactive.core.context import (
     SubscriptionContext,
     UpdateContext,
 )
-from reactive.core.futures import Future
 from reactive.errors import (
     ActivityTimeoutError,
     ApplicationError,
@@ -25,6 +24,7 @@ from reactive.errors import (
     TerminatedError,
     UnknownOperationError,
 )
+from reactive.futures import Future
 from reactive.model import (
     Activity,
     Affinity,

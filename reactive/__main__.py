@@ -1,8 +1,20 @@
-"""``python -m reactive``: the command line. It lives in :mod:`hosts.cli` because it runs
-applications on a host; the library itself never imports hosts."""
+"""``python -m reactive``: the command line. The CLI runs applications on hosts, so it
+lives with them; the library never imports hosts, so it finds the CLI the way the
+``reactive`` console script does: through the installed package's entry point."""
 
 import sys
+from importlib.metadata import entry_points
 
-from hosts.cli import main
 
-sys.exit(main())
+def main() -> int:
+    found = entry_points(group="console_scripts", name="reactive")
+    if not found:
+        print("reactive: the command line is not installed (no 'reactive' console script)",
+              file=sys.stderr)
+        return 2
+    command = next(iter(found)).load()
+    return int(command() or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from reactive.core.context import (
+    from reactive.context import (
         ActivityContext,
         InitContext,
         OrchestrationContext,

@@ -39,7 +39,7 @@ from hosts.aws.handler import AwsHost
 from hosts.aws.local import LocalRunner
 from hosts.aws.provision import provision
 from hosts.bench import workloads as w
-from reactive.app import App
+from reactive import App
 from reactive.hosting import requests
 from reactive.hosting.client import SeamClient
 

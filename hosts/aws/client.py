@@ -13,7 +13,8 @@ from __future__ import annotations
 from hosts.aws.config import DEFAULT_STEM, AwsConfig
 from hosts.aws.sender import SqsSender
 from hosts.aws.status import S3StatusStore
-from reactive.app import App, Schema
+from reactive import App
+from reactive.hosting import Schema
 from reactive.hosting.client import SeamClient
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from hosts.aws.config import AwsConfig
 from hosts.aws.handler import AwsHost, LambdaContext
-from reactive.app import App
+from reactive import App
 
 _host: AwsHost | None = None
 _http: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None

@@ -35,7 +35,8 @@ from hosts.aws.config import AwsConfig
 from hosts.aws.sender import Entry, SqsSender, split
 from hosts.aws.status import S3StatusStore
 from hosts.aws.store import S3SnapshotStore
-from reactive.app import App, Schema
+from reactive import App
+from reactive.hosting import Schema
 from reactive.hosting.client import SeamClient
 from reactive.hosting.ingress import IngressError, parse_request
 from reactive.hosting.seams import Inbound, Outgoing, StaleSnapshotError

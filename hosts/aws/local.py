@@ -31,7 +31,7 @@ from typing import Any
 from hosts.aws.config import AwsConfig
 from hosts.aws.handler import AwsHost
 from hosts.aws.provision import provision
-from reactive.app import App
+from reactive import App
 
 log = logging.getLogger("reactive.aws.local")
 SCHEDULE_INTERVAL = 10.0  # seconds between schedule ticks (the template: a minute)

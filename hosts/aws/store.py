@@ -29,7 +29,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from hosts.aws.config import AwsConfig
-from reactive.errors import CorruptSnapshotError
+from reactive.hosting import CorruptSnapshotError
 from reactive.hosting.seams import StaleSnapshotError, Stored
 
 GC_GRACE = 900.0  # seconds an object outlives its replacement by a base

@@ -13,11 +13,10 @@ from typing import Any
 
 from hosts.azure.local import LocalServices, serve, wait_until
 from hosts.azure.settings import EVENTHUBS, STORAGE, AzureSettings
-from reactive.app import App
+from reactive import App, Orchestration
 from reactive.hosting import requests
 from reactive.hosting.client import SeamClient
 from reactive.hosting.seams import Outgoing, StatusQuery, StatusRecord
-from reactive.model import Orchestration
 
 IDLE_FOR = 1.0  # seconds without invocations, with no instance pending or running
 

@@ -16,7 +16,7 @@ from azure.functions import meta
 from azure.functions.eventhub import EventHubTriggerConverter
 
 from hosts.azure.settings import AzureSettings
-from reactive.errors import ReactiveError
+from reactive import ReactiveError
 
 READ_WAIT = 0.5  # seconds without events that end a catch-up read
 

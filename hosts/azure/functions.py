@@ -26,9 +26,8 @@ import azure.functions as func
 
 from hosts.azure.host import AzureHost
 from hosts.azure.settings import EVENTHUBS, AzureSettings
-from reactive.app import App
+from reactive import App, Orchestration
 from reactive.hosting.client import to_instance_status
-from reactive.model import Orchestration
 
 PARTITION_HUB = "%REACTIVE_PARTITION_HUB%"
 INGRESS_HUB = "%REACTIVE_INGRESS_HUB%"

@@ -34,7 +34,8 @@ from hosts.azure.sender import WAKE, ClaimChecks, EventHubSender
 from hosts.azure.settings import AzureSettings
 from hosts.azure.snapshots import BlobSnapshotStore
 from hosts.azure.status import BlobStatusStore
-from reactive.app import App, Schema
+from reactive import App
+from reactive.hosting import Schema
 from reactive.hosting.client import SeamClient
 from reactive.hosting.ingress import IngressError, parse_request
 from reactive.hosting.seams import Inbound, StaleSnapshotError, StatusRecord

@@ -49,7 +49,7 @@ from hosts.azure.events import number, trigger_batch
 from hosts.azure.functions import DEFAULTS, build_function_app
 from hosts.azure.host import AzureHost
 from hosts.azure.settings import EVENTHUBS, STORAGE, AzureSettings
-from reactive.app import App
+from reactive import App
 
 log = logging.getLogger("reactive.azure.local")
 

@@ -19,7 +19,7 @@ from typing import Any
 from azure.eventhub import EventHubConsumerClient, EventHubProducerClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from reactive.errors import ReactiveError
+from reactive import ReactiveError
 
 STORAGE = "AzureWebJobsStorage"
 EVENTHUBS = "EventHubConnection"

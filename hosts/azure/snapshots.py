@@ -51,7 +51,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobClient, ContainerClient
 
 from hosts.azure.deadletters import BlobDeadLetters
-from reactive.errors import CorruptSnapshotError
+from reactive.hosting import CorruptSnapshotError
 from reactive.hosting.seams import StaleSnapshotError, Stored
 
 DELTA = b"D"  # payload: the delta

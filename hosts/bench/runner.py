@@ -23,8 +23,8 @@ from hosts.bench.brokers import BrokerHost
 from hosts.bench.progress import Meter
 from hosts.emulator.host import Emulator
 from hosts.local import LocalHost
-from reactive.client import Client
-from reactive.core.partition import Partition
+from reactive import Client
+from reactive.hosting import Partition
 
 HOSTS = ("emulator", "local", "folder", "fifo", "eventhubs", "aws-local", "azure-local")
 WORKLOADS = (

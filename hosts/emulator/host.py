@@ -20,14 +20,14 @@ from typing import Any
 
 from hosts.emulator.options import Clock, Faults
 from reactive import App
-from reactive.core.messages import Tick
-from reactive.core.waits import describe_waits
 from reactive.hosting import (
     ActivityTask,
     Effects,
     Message,
     Partition,
+    Tick,
     apply_delta,
+    describe_waits,
     execute_activity,
     from_wire,
     to_wire,

@@ -37,10 +37,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hosts.http.metrics import Metrics
 from hosts.http.pump import Batch, GroupWriter, Submit, Watcher, observe_publish, settle
 from hosts.text import article, name_hint
-from reactive.app import Kind, OperationInfo, Schema
-from reactive.client import Client
-from reactive.core.builtin_ops import BUILTINS, ClientPerform
-from reactive.errors import ReactiveError
+from reactive import Client, ReactiveError
+from reactive.hosting import BUILTINS, ClientPerform, Kind, OperationInfo, Schema
 from reactive.hosting.requests import new_id
 from reactive.hosting.seams import PartitionHealth, Status, StatusQuery, StatusRecord, StatusStore
 

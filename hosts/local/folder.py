@@ -25,7 +25,7 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from reactive.errors import ReactiveError
+from reactive import ReactiveError
 from reactive.hosting.memory import DONE
 from reactive.hosting.seams import (
     Inbound,

@@ -19,8 +19,7 @@ from typing import Any, Protocol
 
 from hosts.local.folder import FolderState
 from reactive import App
-from reactive.core.partition import Partition
-from reactive.core.waits import describe_waits
+from reactive.hosting import Partition, describe_waits
 from reactive.hosting.client import SeamClient
 from reactive.hosting.memory import MemoryLogs, MemoryStatusStore, MemoryStore
 from reactive.hosting.seams import Inbound, Outgoing, SnapshotStore, StatusStore

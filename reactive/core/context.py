@@ -1,31 +1,30 @@
-"""The contexts handed to application code: what each kind of operation may do."""
+"""The runtime's implementations of the contexts handed to activities, reads, updates and
+event handlers (the orchestration contexts live with the runner); the public types are the
+Protocols in :mod:`reactive.context`, which user code annotates with."""
 
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, overload
-from uuid import UUID
+from typing import Any, Generic, Protocol, TypeVar
 
-from reactive.core.futures import AllFuture, AnyFuture, Future
 from reactive.model import (
-    Activity,
-    Affinity,
-    Event,
     Operation,
-    Orchestration,
     Read,
-    RetryPolicy,
     State,
     Update,
 )
+from reactive.schema import Schema
 
-if TYPE_CHECKING:
-    from reactive.app import Schema
-    from reactive.core.orchestration import Run
-    from reactive.core.partition import Partition
+
+class StateSite(Protocol):
+    """What the state contexts need from their partition."""
+
+    schema: Schema
+
+    def app_log(self, level: int, text: str) -> None: ...
+    def fork_detached(self, op_id: str, op: Operation) -> None: ...
+
 
 R = TypeVar("R")
 S = TypeVar("S", bound=State[Any])
@@ -86,7 +85,7 @@ class ActivityContext(_BaseContext):
 class _StateContext(_BaseContext):
     __slots__ = ("_forks", "_origin", "_partition", "key")
 
-    def __init__(self, partition: Partition, origin: str, key: Any) -> None:
+    def __init__(self, partition: StateSite, origin: str, key: Any) -> None:
         super().__init__(partition.schema, Logger(partition.app_log))
         self._partition = partition
         self._origin = origin
@@ -104,7 +103,7 @@ class ReadContext(_StateContext, Generic[S]):
 
     __slots__ = ("state",)
 
-    def __init__(self, partition: Partition, origin: str, key: Any, state: S) -> None:
+    def __init__(self, partition: StateSite, origin: str, key: Any, state: S) -> None:
         super().__init__(partition, origin, key)
         self.state = state
 
@@ -129,116 +128,9 @@ class SubscriptionContext(_StateContext):
     __slots__ = ()
 
 
-class OrchestrationContext:
-    """Given to orchestrations. Every method is deterministic and replayed from history."""
-
-    __slots__ = ("_run", "log")
-
-    def __init__(self, run: Run) -> None:
-        self._run = run
-        self.log = Logger(run.log_line)
-
-    @property
-    def instance_id(self) -> str:
-        return self._run.instance_id
-
-    @property
-    def is_replaying(self) -> bool:
-        return self._run.is_replaying()
-
-    def config(self, cls: type[C]) -> C | None:
-        """The configuration object of type ``cls``, or ``None`` if none was set."""
-        value: C | None = self._run.partition.schema.config(cls)
-        return value
-
-    @overload
-    def perform(self, op: Orchestration[R]) -> Future[R]: ...
-    @overload
-    def perform(self, op: Activity[R], *, retry: RetryPolicy | None = None) -> Future[R]: ...
-    @overload
-    def perform(self, op: Update[Any, R]) -> Future[R]: ...
-    @overload
-    def perform(self, op: Read[Any, R]) -> Future[R]: ...
-    @overload
-    def perform(self, op: Event) -> Future[None]: ...
-
-    def perform(self, op: Operation, *, retry: RetryPolicy | None = None) -> Future[Any]:
-        """Start an operation and return a future for its result (await it, now or later)."""
-        return self._run.perform(op, retry)
-
-    def fork(self, op: Operation) -> None:
-        """Start an operation that runs independently; :meth:`finish` waits for it."""
-        self._run.fork(op)
-
-    def schedule(self, delay: float, op: Operation) -> None:
-        """Fork ``op`` after ``delay`` seconds (a durable timer, not a sleeping activity)."""
-        self._run.schedule(delay, op)
-
-    def finish(self) -> Future[None]:
-        """A future that resolves once every operation forked so far has completed."""
-        return self._run.finish()
-
-    def state_exists(self, state: type[State[Any]], key: Affinity) -> Future[bool]:
-        """Whether the instance of ``state`` at ``key`` exists; the key must be locked."""
-        return self._run.state_exists(state, key)
-
-    def now(self) -> datetime:
-        """The current UTC time, recorded so that a replay sees the same value."""
-        return self._run.now()
-
-    def new_guid(self) -> UUID:
-        """A fresh random-looking UUID, identical on every replay."""
-        return self._run.new_guid()
-
-    def new_random(self) -> random.Random:
-        """A random generator seeded identically on every replay."""
-        return self._run.new_random()
-
-    def sleep(self, seconds: float) -> Future[None]:
-        """A durable timer: resolves after ``seconds``, across crashes and restarts."""
-        return self._run.sleep(seconds)
-
-    def sleep_until(self, when: datetime) -> Future[None]:
-        return self._run.sleep_until(when)
-
-    def wait_for_event(self, name: str) -> Future[Any]:
-        """Resolves with the value of the next external event ``name`` raised by a client."""
-        return self._run.wait_for_event(name)
-
-    def set_custom_status(self, value: Any) -> None:
-        """Publish a JSON value with the instance's status (progress, a stage name) for
-        clients, ``reactive status`` and the dashboard; it replays like everything else."""
-        self._run.set_custom_status(value)
-
-    def continue_as_new(self, op: Orchestration[Any]) -> NoReturn:
-        """Restart this instance with new input and an empty history (for eternal loops)."""
-        self._run.continue_as_new(op)
-
-    def all(self, *futures: Future[Any]) -> Future[list[Any]]:
-        """Resolves with every result once all resolve; raises the first failure (in order)."""
-        return AllFuture(self._run, futures)
-
-    def any(self, *futures: Future[Any]) -> Future[Future[Any]]:
-        """Resolves with the first of ``futures`` to resolve."""
-        return AnyFuture(self._run, futures)
-
-
-class InitContext(OrchestrationContext):
-    """Given to state initializers: an orchestration context (activities, timers, forks,
-    determinized values) that may not touch other states."""
-
-    __slots__ = ("key",)
-
-    def __init__(self, run: Run, key: Any) -> None:
-        super().__init__(run)
-        self.key = key
-
-
 __all__ = [
     "ActivityContext",
-    "InitContext",
     "Logger",
-    "OrchestrationContext",
     "ReadContext",
     "SubscriptionContext",
     "UpdateContext",

@@ -15,7 +15,7 @@ from reactive import errors
 from reactive.model import Event, Operation
 
 if TYPE_CHECKING:
-    from reactive.app import PKey, Schema
+    from reactive.schema import PKey, Schema
 
 Reply = tuple[int, str, int, bool]
 """Where a result goes: (partition, instance id, call index, is a fork)."""

@@ -14,14 +14,15 @@ import random
 import uuid
 from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from reactive import errors
-from reactive.app import Kind, PKey, StateInfo
 from reactive.core import messages as m
-from reactive.core.context import InitContext, OrchestrationContext
-from reactive.core.futures import AllFuture, Future
-from reactive.core.placement import stable_digest
+from reactive.core import results, routing
+from reactive.core.builtin_ops import Builtin, ScheduledFork
+from reactive.core.context import Logger
+from reactive.core.futures import AllFuture, AnyFuture
+from reactive.futures import Future
 from reactive.model import (
     Activity,
     Affinity,
@@ -31,9 +32,39 @@ from reactive.model import (
     RetryPolicy,
     State,
 )
+from reactive.placement import stable_digest
+from reactive.schema import Kind, PKey, Schema, StateInfo
 
-if TYPE_CHECKING:
-    from reactive.core.partition import Partition
+C = TypeVar("C")
+
+
+class RunSite(Protocol):
+    """What a run needs from the partition it lives on: the schema and where it is, a way
+    to send messages, activities and timers, the log, and word of its progress."""
+
+    schema: Schema
+    index: int
+    count: int
+    clock: float
+
+    def send(self, msg: m.Message) -> None: ...
+    def fork(self, op_id: str, op: Operation, reply: m.Reply) -> None: ...
+    def start_activity(
+        self, instance_id: str, call: int, op: Activity[Any], policy: RetryPolicy | None,
+        fork: bool,
+    ) -> None: ...
+    def add_timer(self, due: float, instance_id: str, call: int) -> None: ...
+    def drop_timers(self, instance_id: str) -> None: ...
+    def touch_run(self, instance_id: str) -> None:
+        """The run's persisted history changed: the next delta must carry it."""
+    def app_log(self, level: int, text: str) -> None: ...
+    def report(self, source: str, error: Any) -> None: ...
+    def status_changed(self, run: Run) -> None: ...
+    def run_completed(self, run: Run, ok: bool, value: Any) -> None: ...
+    def hold_until_answered(
+        self, tag: str, calls: list[int], release: tuple[str, tuple[PKey, ...]] | None
+    ) -> None:
+        """An ended run's lock release waits until these calls have answered."""
 
 
 class ContinueAsNew(BaseException):
@@ -79,7 +110,7 @@ class Run:
 
     def __init__(
         self,
-        partition: Partition,
+        site: RunSite,
         instance_id: str,
         op: Orchestration[Any] | None,
         reply: m.Reply | None = None,
@@ -88,7 +119,7 @@ class Run:
         init: tuple[StateInfo, PKey] | None = None,
         holder: str | None = None,
     ) -> None:
-        self.partition = partition
+        self.site = site
         self.instance_id = instance_id
         self.op = op
         self.reply = reply
@@ -124,7 +155,7 @@ class Run:
     # -- persistence -----------------------------------------------------------------------
 
     def to_snapshot(self) -> dict[str, Any]:
-        schema = self.partition.schema
+        schema = self.site.schema
         data: dict[str, Any] = {
             "id": self.instance_id,
             "calls": self.calls,
@@ -149,8 +180,8 @@ class Run:
         return data
 
     @classmethod
-    def from_snapshot(cls, partition: Partition, data: dict[str, Any]) -> Run:
-        schema = partition.schema
+    def from_snapshot(cls, site: RunSite, data: dict[str, Any]) -> Run:
+        schema = site.schema
         init = None
         if "init" in data:
             state_name, key = data["init"]
@@ -159,7 +190,7 @@ class Run:
         reply = data.get("reply")
         lock_keys = data.get("lock_keys")
         run = cls(
-            partition,
+            site,
             data["id"],
             op,  # type: ignore[arg-type]
             reply=tuple(reply) if reply else None,
@@ -213,9 +244,10 @@ class Run:
         # the code runs on a copy: it may change its own fields, yet a replay (and the
         # snapshot) must start from the input as it was received
         working = self.op.model_copy(deep=True)
-        return await _awaitable(
-            working.execute(OrchestrationContext(self)), type(working), "execute"
-        )
+        context = OrchestrationContext(self)
+        if isinstance(working, Builtin):
+            return await working.run(context, self.site.schema)
+        return await _awaitable(working.execute(context), type(working), "execute")
 
     def _step(self) -> None:
         assert self.coro is not None
@@ -293,7 +325,7 @@ class Run:
                 self.fatal = self._divergence(index, description, recorded, op)
             return index, True
         self.calls.append([description])
-        self.partition.touch_run(self.instance_id)
+        self.site.touch_run(self.instance_id)
         return index, False
 
     def _divergence(
@@ -324,7 +356,7 @@ class Run:
         if self.done or call not in self.futures or self.futures[call].done():
             return  # a duplicate, or the answer to a call the code no longer waits for
         self.responses.append([call, ok, value])
-        self.partition.touch_run(self.instance_id)
+        self.site.touch_run(self.instance_id)
         self._resolve(call, ok, value)
 
     def _resolve(self, call: int, ok: bool, value: Any) -> None:
@@ -340,13 +372,13 @@ class Run:
                 return
             future._resolve(True, result)
         else:
-            future._resolve(False, self.partition.decode_error(value))
+            future._resolve(False, results.decode_error(self.site.schema, value))
 
     def deliver_event(self, name: str, value: Any) -> None:
         if self.done:
             return
         self.responses.append(["e", name, value])
-        self.partition.touch_run(self.instance_id)
+        self.site.touch_run(self.instance_id)
         self._arrive_event(name, value)
 
     def _arrive_event(self, name: str, value: Any) -> None:
@@ -363,13 +395,13 @@ class Run:
         if index < self.logged:
             return  # logged before this replay
         self.logged = index + 1
-        self.partition.touch_run(self.instance_id)
-        self.partition.app_log(level, text)
+        self.site.touch_run(self.instance_id)
+        self.site.app_log(level, text)
 
     # -- discipline ------------------------------------------------------------------------
 
     def _check(self, op: Operation, forked: bool = False) -> None:
-        info = self.partition.schema.info(op)
+        info = self.site.schema.info(op)
         what = f"{info.kind.value} {info.name}"
         if self.op is not None and self.op.__reactive_read_only__:
             allowed = info.kind is Kind.READ or (
@@ -389,14 +421,14 @@ class Run:
             )
         held = self.lock_keys
         if info.kind is Kind.ACTIVITY and info.lock:
-            needed = self.partition.schema.lock_keys(op)
+            needed = self.site.schema.lock_keys(op)
             if held is None or not set(needed) <= set(held):
                 raise errors.SynchronizationDisciplineError(
                     f"{what} is lock=True: only an orchestration holding its keys may call it"
                 )
         if held is None:
             return
-        schema = self.partition.schema
+        schema = self.site.schema
         if info.kind in (Kind.UPDATE, Kind.READ):
             key = schema.state_key(op)  # type: ignore[arg-type]
             if key not in held:
@@ -423,12 +455,12 @@ class Run:
 
     def perform(self, op: Operation, retry: RetryPolicy | None) -> Future[Any]:
         self._check(op)
-        schema = self.partition.schema
+        schema = self.site.schema
         info = schema.info(op)
         index, replayed = self._call(_describe("perform", op, info.name), op)
         future = self._future(index, info.result.validate_python)
         self.performs.append(index)
-        reply = (self.partition.index, self.tag, index, False)
+        reply = (self.site.index, self.tag, index, False)
         if info.kind is Kind.ORCHESTRATION and self.lock_keys is not None:
             self.locked_children[index] = f"{self.tag}:{index}"
         if info.kind is Kind.EVENT:
@@ -438,19 +470,19 @@ class Run:
         elif info.kind is Kind.ORCHESTRATION:
             child = f"{self.tag}:{index}"
             lock_keys = schema.lock_keys(op) if self.lock_keys is not None else None
-            self.partition.send_start(
-                child, op, reply, lock_keys, self.holder  # type: ignore[arg-type]
-            )
+            self.site.send(routing.start(
+                schema, self.site.count, child, op, reply, lock_keys, self.holder  # type: ignore[arg-type]
+            ))
         elif info.kind is Kind.ACTIVITY:
             assert isinstance(op, Activity)
             policy = retry or type(op).retry
-            self.partition.start_activity(self.tag, index, op, policy, fork=False)
+            self.site.start_activity(self.tag, index, op, policy, fork=False)
         else:
             key = schema.state_key(op)  # type: ignore[arg-type]
             locked = self.lock_keys is not None
-            self.partition.send(
+            self.site.send(
                 m.LocalOp(
-                    schema.owner(key, self.partition.count),
+                    schema.owner(key, self.site.count),
                     f"{self.tag}#{index}",
                     op,
                     key,
@@ -462,7 +494,7 @@ class Run:
         return future
 
     def _perform_event(self, event: Event, index: int, reply: m.Reply, replayed: bool) -> None:
-        effects = self.partition.schema.event_effects(event)
+        effects = self.site.schema.event_effects(event)
         if not effects:
             self._resolve(index, True, None)
         elif self.lock_keys is not None:
@@ -472,34 +504,36 @@ class Run:
             self.locked_events.append(index)
             if not replayed:
                 self.calls[index].append("acked")
-                self.partition.send_locked_commit(
-                    f"{self.tag}#{index}", event, tuple(effects), self.holder, reply
-                )
+                self.site.send(routing.locked_commit(
+                    self.site.schema, self.site.count,
+                    f"{self.tag}#{index}", event, tuple(effects), self.holder, reply,
+                ))
             elif len(self.calls[index]) < 2:  # recorded when such events were not answered
                 self.locked_events.pop()
                 self._resolve(index, True, None)
         elif not replayed:
-            self.partition.send_acquire(f"{self.tag}#{index}", tuple(effects), reply, event)
+            self.site.send(routing.acquire(
+                self.site.schema, self.site.count, f"{self.tag}#{index}", tuple(effects), reply,
+                event,
+            ))
 
     def fork(self, op: Operation) -> None:
         self._check(op, forked=True)
-        schema = self.partition.schema
+        schema = self.site.schema
         info = schema.info(op)
         index, replayed = self._call(_describe("fork", op, info.name), op)
         future = self._future(index, None)
         self.forks.append(future)
-        reply = (self.partition.index, self.tag, index, True)
+        reply = (self.site.index, self.tag, index, True)
         if info.kind is Kind.EVENT and not schema.event_effects(op):  # type: ignore[arg-type]
             self._resolve(index, True, None)
         elif not replayed:
-            self.partition.fork(f"{self.tag}:{index}", op, reply)
+            self.site.fork(f"{self.tag}:{index}", op, reply)
 
     def schedule(self, delay: float, op: Operation) -> None:
-        from reactive.core.builtin_ops import ScheduledFork
-
         if delay < 0:
             raise ValueError(f"schedule() needs a delay >= 0, got {delay}")
-        self.fork(ScheduledFork(delay=delay, op=list(self.partition.schema.encode_op(op))))
+        self.fork(ScheduledFork(delay=delay, op=list(self.site.schema.encode_op(op))))
 
     def finish(self) -> Future[None]:
         if self.lock_keys is not None:
@@ -510,7 +544,7 @@ class Run:
         return AllFuture(self, self.forks, settle=True)  # type: ignore[return-value]
 
     def state_exists(self, state: type[State[Any]], key: Affinity) -> Future[bool]:
-        schema = self.partition.schema
+        schema = self.site.schema
         info = schema.states.get(state)
         if info is None:
             raise errors.UnknownOperationError(f"state {state.__name__} is not registered")
@@ -523,12 +557,12 @@ class Run:
         index, replayed = self._call(f"exists {info.name} {pkey[1]}")
         future = self._future(index, bool)
         if not replayed:
-            self.partition.send(
+            self.site.send(
                 m.Exists(
-                    schema.owner(pkey, self.partition.count),
+                    schema.owner(pkey, self.site.count),
                     info.name,
                     pkey,
-                    (self.partition.index, self.tag, index, False),
+                    (self.site.index, self.tag, index, False),
                     self.holder,
                 )
             )
@@ -539,7 +573,7 @@ class Run:
         if replayed and len(self.calls[index]) > 1:
             value = self.calls[index][1]
         else:
-            value = self.partition.clock
+            value = self.site.clock
             self.calls[index].append(value)
         return datetime.fromtimestamp(value, UTC)
 
@@ -560,7 +594,7 @@ class Run:
         index, replayed = self._call(f"sleep {seconds!r}")
         future = self._future(index, None)
         if not replayed:
-            self.partition.add_timer(self.partition.clock + seconds, self.tag, index)
+            self.site.add_timer(self.site.clock + seconds, self.tag, index)
         return future
 
     def sleep_until(self, when: datetime) -> Future[None]:
@@ -569,7 +603,7 @@ class Run:
         index, replayed = self._call(f"sleep_until {when.isoformat()}")
         future = self._future(index, None)
         if not replayed:
-            self.partition.add_timer(when.timestamp(), self.tag, index)
+            self.site.add_timer(when.timestamp(), self.tag, index)
         return future
 
     def wait_for_event(self, name: str) -> Future[Any]:
@@ -591,9 +625,9 @@ class Run:
         if value == self.custom_status:
             return
         self.custom_status = value
-        self.partition.touch_run(self.instance_id)
+        self.site.touch_run(self.instance_id)
         if self.reply is None and self.init is None and not self.is_replaying():
-            self.partition.status_changed(self)
+            self.site.status_changed(self)
 
     def continue_as_new(self, op: Orchestration[Any]) -> NoReturn:
         if not isinstance(op, Orchestration):
@@ -602,7 +636,7 @@ class Run:
 
     def _restart(self, op: Orchestration[Any]) -> None:
         """Continue as new: same instance, fresh history; unconsumed events carry over."""
-        self.partition.schema.info(op)
+        self.site.schema.info(op)
         self.release_locks()
         self.op = op
         carried = [["e", name, value] for name, value in self.event_buffer]
@@ -611,9 +645,9 @@ class Run:
         self.futures, self.decoders, self.forks, self.performs = {}, {}, [], []
         self.locked_events = []
         self.event_waiters, self.event_buffer = [], []
-        self.partition.drop_timers(self.tag)
+        self.site.drop_timers(self.tag)
         self.generation += 1
-        self.partition.touch_run(self.instance_id)
+        self.site.touch_run(self.instance_id)
         self.coro = self._main()
         for _, name, value in carried:
             self.event_buffer.append((name, value))
@@ -627,12 +661,14 @@ class Run:
         if not self.lock_keys:
             self._resolve(index, True, None)
         elif not replayed:
-            self.partition.send_acquire(
+            self.site.send(routing.acquire(
+                self.site.schema,
+                self.site.count,
                 f"{self.tag}#{index}",
                 self.lock_keys,
-                (self.partition.index, self.tag, index, False),
+                (self.site.index, self.tag, index, False),
                 None,
-            )
+            ))
         await future
         self.lock_granted = True
 
@@ -644,9 +680,10 @@ class Run:
             release = (f"{self.tag}#0", self.lock_keys)
         unanswered = self._unanswered_inside_locks() if self.done else []
         if unanswered:  # ended with events (or children) inside the locks still in flight
-            self.partition.hold_until_answered(self.tag, unanswered, release)
+            self.site.hold_until_answered(self.tag, unanswered, release)
         elif release is not None:
-            self.partition.send_release(*release)
+            for msg in routing.releases(self.site.schema, self.site.count, *release):
+                self.site.send(msg)
 
     def _unanswered_inside_locks(self) -> list[int]:
         """Calls made inside the locks that have not answered: events on their way to their
@@ -662,7 +699,7 @@ class Run:
             if self.coro is not None:
                 self.coro.close()
             # final: nothing revives it, and an operator must hear of it (no caller may)
-            self.partition.report(self.name, self.partition.encode_error(value))
+            self.site.report(self.name, results.encode_error(value))
         pending = [
             i for i in self.performs if not self.futures[i].done() and not self.futures[i]._raced
         ]
@@ -688,7 +725,7 @@ class Run:
         self.done = True
         self.release_locks()
         self._stop_locked_children()
-        self.partition.run_completed(self, ok, value)
+        self.site.run_completed(self, ok, value)
 
     def terminate(self) -> None:
         self.done = True
@@ -701,7 +738,104 @@ class Run:
         """Children running inside our locks must not outlive them: mutual exclusion."""
         for index, child in self.locked_children.items():
             if not self.futures[index].done():
-                dest = self.partition.schema.instance_owner(child, self.partition.count)
-                self.partition.send(
+                dest = self.site.schema.instance_owner(child, self.site.count)
+                self.site.send(
                     m.Terminate(dest, child, f"{self.name}, which held its locks, ended")
                 )
+
+
+# -- the context orchestration code gets ------------------------------------------------
+
+
+class OrchestrationContext:
+    """Given to orchestrations. Every method is deterministic and replayed from history."""
+
+    __slots__ = ("_run", "log")
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+        self.log = Logger(run.log_line)
+
+    @property
+    def instance_id(self) -> str:
+        return self._run.instance_id
+
+    @property
+    def is_replaying(self) -> bool:
+        return self._run.is_replaying()
+
+    def config(self, cls: type[C]) -> C | None:
+        """The configuration object of type ``cls``, or ``None`` if none was set."""
+        value: C | None = self._run.site.schema.config(cls)
+        return value
+
+    def perform(self, op: Operation, *, retry: RetryPolicy | None = None) -> Future[Any]:
+        """Start an operation and return a future for its result (await it, now or later)."""
+        return self._run.perform(op, retry)
+
+    def fork(self, op: Operation) -> None:
+        """Start an operation that runs independently; :meth:`finish` waits for it."""
+        self._run.fork(op)
+
+    def schedule(self, delay: float, op: Operation) -> None:
+        """Fork ``op`` after ``delay`` seconds (a durable timer, not a sleeping activity)."""
+        self._run.schedule(delay, op)
+
+    def finish(self) -> Future[None]:
+        """A future that resolves once every operation forked so far has completed."""
+        return self._run.finish()
+
+    def state_exists(self, state: type[State[Any]], key: Affinity) -> Future[bool]:
+        """Whether the instance of ``state`` at ``key`` exists; the key must be locked."""
+        return self._run.state_exists(state, key)
+
+    def now(self) -> datetime:
+        """The current UTC time, recorded so that a replay sees the same value."""
+        return self._run.now()
+
+    def new_guid(self) -> uuid.UUID:
+        """A fresh random-looking UUID, identical on every replay."""
+        return self._run.new_guid()
+
+    def new_random(self) -> random.Random:
+        """A random generator seeded identically on every replay."""
+        return self._run.new_random()
+
+    def sleep(self, seconds: float) -> Future[None]:
+        """A durable timer: resolves after ``seconds``, across crashes and restarts."""
+        return self._run.sleep(seconds)
+
+    def sleep_until(self, when: datetime) -> Future[None]:
+        return self._run.sleep_until(when)
+
+    def wait_for_event(self, name: str) -> Future[Any]:
+        """Resolves with the value of the next external event ``name`` raised by a client."""
+        return self._run.wait_for_event(name)
+
+    def set_custom_status(self, value: Any) -> None:
+        """Publish a JSON value with the instance's status (progress, a stage name) for
+        clients, ``reactive status`` and the dashboard; it replays like everything else."""
+        self._run.set_custom_status(value)
+
+    def continue_as_new(self, op: Orchestration[Any]) -> NoReturn:
+        """Restart this instance with new input and an empty history (for eternal loops)."""
+        self._run.continue_as_new(op)
+
+    def all(self, *futures: Future[Any]) -> Future[list[Any]]:
+        """Resolves with every result once all resolve; raises the first failure (in order)."""
+        return AllFuture(self._run, futures)
+
+    def any(self, *futures: Future[Any]) -> Future[Future[Any]]:
+        """Resolves with the first of ``futures`` to resolve."""
+        return AnyFuture(self._run, futures)
+
+
+class InitContext(OrchestrationContext):
+    """Given to state initializers: an orchestration context (activities, timers, forks,
+    determinized values) that may not touch other states."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, run: Run, key: Any) -> None:
+        super().__init__(run)
+        self.key = key

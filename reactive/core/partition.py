@@ -19,12 +19,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from reactive import errors
-from reactive.app import Kind, OperationInfo, PKey, Schema, StateInfo
 from reactive.core import messages as m
-from reactive.core import results, states
+from reactive.core import results, routing, states
 from reactive.core.context import ReadContext, SubscriptionContext, UpdateContext
 from reactive.core.orchestration import Run
 from reactive.model import Activity, Event, Operation, Orchestration, RetryPolicy, State
+from reactive.schema import Kind, OperationInfo, PKey, Schema, StateInfo
 
 SNAPSHOT_VERSION = 2
 _KEYED_SECTIONS = ("states", "queues", "runs", "completed")
@@ -162,29 +162,22 @@ class Partition:
         lock_keys: tuple[PKey, ...] | None,
         holder: str | None = None,
     ) -> None:
-        dest = self.schema.instance_owner(instance_id, self.count)
-        self.send(m.Start(dest, instance_id, op, reply, lock_keys, holder))
+        self.send(routing.start(self.schema, self.count, instance_id, op, reply, lock_keys, holder))
 
     def send_acquire(
         self, lock_id: str, keys: tuple[PKey, ...], reply: m.Reply | None, event: Event | None
     ) -> None:
-        self.send(m.Acquire(self.schema.owner(keys[0], self.count), lock_id, keys, 0, reply, event))
+        self.send(routing.acquire(self.schema, self.count, lock_id, keys, reply, event))
 
     def send_release(self, lock_id: str, keys: tuple[PKey, ...]) -> None:
-        for dest, group in self._by_owner(keys).items():
-            self.send(m.Release(dest, lock_id, group))
+        for msg in routing.releases(self.schema, self.count, lock_id, keys):
+            self.send(msg)
 
     def send_commits(
         self, lock_id: str, event: Event, keys: Any, locked: bool, holder: str | None = None
     ) -> None:
-        for dest, group in self._by_owner(tuple(keys)).items():
+        for dest, group in routing.by_owner(self.schema, self.count, tuple(keys)).items():
             self.send(m.Commit(dest, lock_id, event, group, locked, holder))
-
-    def _by_owner(self, keys: tuple[PKey, ...]) -> dict[int, tuple[PKey, ...]]:
-        groups: dict[int, list[PKey]] = {}
-        for key in keys:
-            groups.setdefault(self.schema.owner(key, self.count), []).append(key)
-        return {dest: tuple(group) for dest, group in sorted(groups.items())}
 
     def app_log(self, level: int, text: str) -> None:
         self._effects.logs.append((level, text))
@@ -660,16 +653,6 @@ class Partition:
             queue = self.queues.get(key)
             if queue and isinstance(queue[0], m.Acquire) and queue[0].lock_id == msg.lock_id:
                 self._advance(key)
-
-    def send_locked_commit(
-        self, lock_id: str, event: Event, keys: tuple[PKey, ...], holder: str | None,
-        reply: m.Reply,
-    ) -> None:
-        """An event performed inside a critical section: it visits the owners of its keys
-        in turn and the last one answers ``reply``, so the performer (and whoever holds
-        the locks) cannot go on, or release them, before every owner has the event."""
-        dest = self.schema.owner(keys[0], self.count)
-        self.send(m.Commit(dest, lock_id, event, keys, True, holder, reply))
 
     def _on_commit(self, msg: m.Commit) -> None:
         keys, rest = msg.keys, tuple[PKey, ...]()

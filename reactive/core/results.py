@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from reactive import errors
 
 if TYPE_CHECKING:
-    from reactive.app import OperationInfo, Schema
+    from reactive.schema import OperationInfo, Schema
 
 _ORIGIN = "__reactive_origin__"  # set on decoded exceptions: where they were first raised
 _TRACEBACK_LIMIT = 4000  # characters of traceback kept in an encoded error

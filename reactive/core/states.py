@@ -10,8 +10,8 @@ from pydantic import ValidationError
 from reactive import errors
 
 if TYPE_CHECKING:
-    from reactive.app import PKey, StateInfo
     from reactive.model import State
+    from reactive.schema import PKey, StateInfo
 
 
 def settle(info: StateInfo, key: PKey, state: State[Any], what: str) -> State[Any]:

@@ -16,12 +16,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from reactive import errors
-from reactive.app import Schema
 from reactive.core import messages
 from reactive.core.context import ActivityContext, Logger
 from reactive.core.partition import ActivityTask
 from reactive.core.results import encode_error, encode_result
 from reactive.model import Activity
+from reactive.schema import Schema
 
 
 class _Escaped(Exception):

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from reactive import errors
-from reactive.app import Schema
 from reactive.client import InstanceStatus
 from reactive.core.builtin_ops import ClientFork, ClientPerform
 from reactive.core.messages import Message, RaiseEvent, Start, Terminate
@@ -18,6 +17,7 @@ from reactive.hosting import requests
 from reactive.hosting.memory import DONE
 from reactive.hosting.seams import Sender, StatusRecord, StatusStore
 from reactive.model import Operation, Orchestration
+from reactive.schema import Schema
 
 
 class Backend(Protocol):

@@ -19,9 +19,9 @@ import pydantic_core
 from pydantic import ValidationError
 
 from reactive import errors
-from reactive.app import Schema
 from reactive.core.messages import Message, from_wire, to_wire
 from reactive.hosting.seams import Outgoing
+from reactive.schema import Schema
 
 CLIENT = "c"
 

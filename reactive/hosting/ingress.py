@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from reactive import errors
-from reactive.app import Kind, Schema
 from reactive.hosting import requests
 from reactive.hosting.seams import Outgoing
+from reactive.schema import Kind, Schema
 
 _FIELDS = {"orchestration", "input", "instance_id", "request_id"}
 

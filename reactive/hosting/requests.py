@@ -9,11 +9,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from reactive.app import Schema
 from reactive.core.messages import RaiseEvent, Start, Terminate
 from reactive.hosting import envelope
 from reactive.hosting.seams import Outgoing
 from reactive.model import Orchestration
+from reactive.schema import Schema
 
 
 def new_id() -> str:

@@ -26,7 +26,7 @@ Every object is immutable, so readers cache them: a repeated read
 of a partition costs one LIST plus the segments that are new since. A reader that loses
 an object to a fold (a segment deleted between its LIST and its GET) lists again: the
 manifest that replaced it covers the same commits. Instances are placed by id
-(:func:`reactive.core.placement.place_text`), so ``get`` reads one partition.
+(:func:`reactive.placement.place_text`), so ``get`` reads one partition.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
-from reactive.core.placement import place_text, stable_digest
 from reactive.hosting.memory import matches
 from reactive.hosting.seams import PartitionHealth, StatusQuery, StatusRecord
+from reactive.placement import place_text, stable_digest
 
 DONE = frozenset({"completed", "failed", "terminated"})
 FOLD_EVERY = 64  # segments a partition accumulates before the writer folds them

@@ -25,7 +25,6 @@ from typing import Any, Protocol
 import pydantic_core
 
 from reactive import errors
-from reactive.app import Schema
 from reactive.core.messages import Message, Tick
 from reactive.core.partition import ActivityTask, Effects, Partition, apply_delta
 from reactive.hosting import envelope
@@ -41,6 +40,7 @@ from reactive.hosting.seams import (
     StatusRecord,
     StatusStore,
 )
+from reactive.schema import Schema
 
 FORMAT = 2
 log = logging.getLogger("reactive.host")

@@ -15,8 +15,7 @@ import pytest
 from hosts.aws.config import AwsConfig
 from hosts.aws.handler import AwsHost
 from hosts.aws.local import LocalRunner
-from reactive import Orchestration
-from reactive.app import App
+from reactive import App, Orchestration
 from reactive.core.builtin_ops import ClientPerform
 from reactive.hosting.client import SeamClient
 from reactive.hosting.seams import StatusQuery

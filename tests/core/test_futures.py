@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from reactive.core.futures import AllFuture, AnyFuture, Future
+from reactive.core.futures import AllFuture, AnyFuture
+from reactive.futures import Future
 
 
 class CountingFuture(Future[int]):

@@ -22,7 +22,7 @@ from reactive import (
     Update,
     UpdateContext,
 )
-from reactive.app import Schema
+from reactive.schema import Schema
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from reactive.core.placement import place_text
 from reactive.hosting.seams import PartitionHealth, StatusQuery, StatusRecord
 from reactive.hosting.statuslog import LogStatusStore
+from reactive.placement import place_text
 
 PARTITIONS = 3
 
