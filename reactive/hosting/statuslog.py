@@ -383,10 +383,15 @@ class LogStatusStore:
         """:meth:`put_pending` for many records: one read per partition involved, the
         creates in parallel. Two clients racing to submit one id may both write a
         pending record: readers take the earliest, and the start is applied once."""
-        partitions = sorted({self.owner(r.instance_id) for r in records})
-        known: dict[int, set[str]] = dict(
-            zip(partitions, self._outer.map(self._known_ids, partitions), strict=True)
-        )
+        asked: dict[int, list[str]] = {}
+        for r in records:
+            asked.setdefault(self.owner(r.instance_id), []).append(r.instance_id)
+        partitions = sorted(asked)
+        known: dict[int, set[str]] = dict(zip(
+            partitions,
+            self._outer.map(lambda p: self._known_ids(p, asked[p]), partitions),
+            strict=True,
+        ))
 
         def put(record: StatusRecord) -> bool:
             partition = self.owner(record.instance_id)
@@ -400,10 +405,12 @@ class LogStatusStore:
 
         return list(self._pool.map(put, records))
 
-    def _known_ids(self, partition: int) -> set[str]:
-        """Instances with a committed or a pending record."""
+    def _known_ids(self, partition: int, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` have a committed or a pending record (reading only their
+        index shards, not the whole partition's)."""
         def read(view: _View) -> set[str]:
-            return set(self._records(partition, view, None)) | {_unhex(h) for h in view.pending}
+            return {iid for iid in ids
+                    if _hex(iid) in view.pending or self._records(partition, view, iid)}
 
         return self._retrying(partition, read)  # type: ignore[no-any-return]
 
