@@ -1,6 +1,7 @@
 """The runtime's implementations of the contexts handed to activities, reads, updates and
-event handlers (the orchestration contexts live with the runner); the public types are the
-Protocols in :mod:`reactive.context`, which user code annotates with."""
+event handlers (the orchestration contexts are in :mod:`reactive.core.orchestration_context`);
+the public types are the Protocols in :mod:`reactive.context`, which user code annotates
+with."""
 
 from __future__ import annotations
 

@@ -77,8 +77,8 @@ def imports_of(top: str) -> list[Import]:
             if isinstance(node, ast.Import | ast.ImportFrom):
                 for target in _targets(node, package):
                     found.append(Import(source, target, node.lineno, typing_only))
-            for child in ast.iter_child_nodes(node):
-                visit(child, typing_only)
+            for inner in ast.iter_child_nodes(node):
+                visit(inner, typing_only)
 
         visit(tree, False)
     return found
@@ -127,6 +127,32 @@ def test_the_compiled_schema_needs_neither_the_registry_nor_the_core() -> None:
         str(i) for i in LIBRARY
         if i.source == "reactive.schema"
         and _under(i.target, "reactive.app", "reactive.core", "reactive.hosting")
+    ]
+    assert wrong == []
+
+
+def test_the_core_modules_depend_downwards() -> None:
+    """The partition is built from parts (key locks, timers, the codec) that never import
+    it; the codec, the history format and the synchronization rules never import the
+    runner, and the runner never imports the partition (it talks to ``RunSite``)."""
+    forbidden = {  # importer -> what it must not import
+        **dict.fromkeys(
+            ("reactive.core.keys", "reactive.core.timers", "reactive.core.snapshot",
+             "reactive.core.partition_base", "reactive.core.runner", "reactive.core.history",
+             "reactive.core.sync_rules", "reactive.core.orchestration_context"),
+            ("reactive.core.partition",),
+        ),
+        "reactive.core.snapshot": ("reactive.core.partition", "reactive.core.runner"),
+        "reactive.core.history": ("reactive.core.partition", "reactive.core.runner"),
+        "reactive.core.sync_rules": ("reactive.core.partition", "reactive.core.runner"),
+        "reactive.core.orchestration_context": ("reactive.core.partition",
+                                                "reactive.core.runner"),
+        "reactive.core.partition_base": ("reactive.core.partition", "reactive.core.keys",
+                                         "reactive.core.timers", "reactive.core.snapshot"),
+    }
+    wrong = [
+        str(i) for i in LIBRARY
+        if _under(i.target, *forbidden.get(i.source, ()))
     ]
     assert wrong == []
 

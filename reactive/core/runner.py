@@ -1,8 +1,10 @@
-"""Running one orchestration instance: the coroutine driver and its record/replay history.
+"""Running one orchestration instance: the coroutine driver, its record/replay history,
+its locks and its completion.
 
-An instance persists as its history: the calls its code made (in order) and the responses
-it received (in arrival order). A warm partition keeps the live coroutine; a restored one
-re-runs the code against the history, sending nothing for recorded calls.
+An instance persists as its history (:mod:`reactive.core.history`): the calls its code
+made (in order) and the responses it received (in arrival order). A warm partition keeps
+the live coroutine; a restored one re-runs the code against the history, sending nothing
+for recorded calls.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ import random
 import uuid
 from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import Any, NoReturn, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol
 
 from reactive import errors
+from reactive.core import history, results, routing, sync_rules
 from reactive.core import messages as m
-from reactive.core import results, routing
 from reactive.core.builtin_ops import Builtin, ScheduledFork
-from reactive.core.context import Logger
-from reactive.core.futures import AllFuture, AnyFuture
+from reactive.core.futures import AllFuture
+from reactive.core.orchestration_context import InitContext, OrchestrationContext
 from reactive.futures import Future
 from reactive.model import (
     Activity,
@@ -34,8 +36,6 @@ from reactive.model import (
 )
 from reactive.placement import stable_digest
 from reactive.schema import Kind, PKey, Schema, StateInfo
-
-C = TypeVar("C")
 
 
 class RunSite(Protocol):
@@ -74,13 +74,6 @@ class ContinueAsNew(BaseException):
     def __init__(self, op: Orchestration[Any]) -> None:
         super().__init__()
         self.op = op
-
-
-def _describe(verb: str, op: Operation, name: str) -> str:
-    """How a call appears in the history: its kind, operation and a digest of its inputs
-    (enough to tell a replayed call that differs from the recorded one)."""
-    digest = hashlib.blake2b(op.__pydantic_serializer__.to_json(op), digest_size=4).hexdigest()
-    return f"{verb} {name}#{digest}"
 
 
 def _awaitable(result: Any, cls: type, method: str) -> Any:
@@ -308,6 +301,10 @@ class Run:
         return self.caller_holder
 
     @property
+    def schema(self) -> Schema:
+        return self.site.schema
+
+    @property
     def name(self) -> str:
         if self.init is not None:
             return f"initializer of {self.init[0].name}"
@@ -322,28 +319,11 @@ class Run:
         if index < len(self.calls):
             recorded = self.calls[index][0]
             if recorded != description and self.fatal is None:
-                self.fatal = self._divergence(index, description, recorded, op)
+                self.fatal = history.divergence(self.name, index, description, recorded, op)
             return index, True
         self.calls.append([description])
         self.site.touch_run(self.instance_id)
         return index, False
-
-    def _divergence(
-        self, index: int, made: str, recorded: str, op: Operation | None
-    ) -> errors.NonDeterminismError:
-        """The error for a replayed call that differs from the history (calls count from
-        1; the history keeps a digest of an operation's inputs, the replay has them)."""
-        verb, _, name = made.partition(" ")
-        was_verb, _, was_name = recorded.partition(" ")
-        shown = f"{verb} {op!r}" if op is not None else made
-        if op is not None and (verb, name.split("#")[0]) == (was_verb, was_name.split("#")[0]):
-            was = f"{recorded.split('#')[0]} with other inputs"
-        else:
-            was = recorded.split("#")[0]
-        return errors.NonDeterminismError(
-            f"orchestration {self.name} made call #{index + 1} {shown}, but its history "
-            f"records {was} there: orchestration code must be deterministic"
-        )
 
     def _future(self, index: int, decode: Any) -> Future[Any]:
         future: Future[Any] = Future(self)
@@ -398,66 +378,13 @@ class Run:
         self.site.touch_run(self.instance_id)
         self.site.app_log(level, text)
 
-    # -- discipline ------------------------------------------------------------------------
-
-    def _check(self, op: Operation, forked: bool = False) -> None:
-        info = self.site.schema.info(op)
-        what = f"{info.kind.value} {info.name}"
-        if self.op is not None and self.op.__reactive_read_only__:
-            allowed = info.kind is Kind.READ or (
-                info.kind is Kind.ORCHESTRATION and info.read_only
-            )
-            if forked or not allowed:
-                raise errors.SynchronizationDisciplineError(
-                    f"read-only orchestration {self.name} may not {'fork' if forked else 'perform'}"
-                    f" {what}"
-                )
-        if forked:
-            return
-        if self.init is not None and info.kind is not Kind.ACTIVITY:
-            raise errors.SynchronizationDisciplineError(
-                f"the {self.name} may not perform {what}: an initializer may only use "
-                "activities, timers, forks and determinized values"
-            )
-        held = self.lock_keys
-        if info.kind is Kind.ACTIVITY and info.lock:
-            needed = self.site.schema.lock_keys(op)
-            if held is None or not set(needed) <= set(held):
-                raise errors.SynchronizationDisciplineError(
-                    f"{what} is lock=True: only an orchestration holding its keys may call it"
-                )
-        if held is None:
-            return
-        schema = self.site.schema
-        if info.kind in (Kind.UPDATE, Kind.READ):
-            key = schema.state_key(op)  # type: ignore[arg-type]
-            if key not in held:
-                raise errors.SynchronizationDisciplineError(
-                    f"{self.name} holds locks but {what} touches {key[0]} {key[1]}, "
-                    "which is not in its lock set"
-                )
-        elif info.kind is Kind.EVENT:
-            outside = [k for k in schema.event_effects(op) if k not in held]  # type: ignore[arg-type]
-            if outside:
-                raise errors.SynchronizationDisciplineError(
-                    f"{self.name} holds locks but event {info.name} touches {outside}, "
-                    "outside its lock set"
-                )
-        elif info.kind is Kind.ORCHESTRATION:
-            needed = schema.lock_keys(op)
-            if not info.lock or not set(needed) <= set(held):
-                raise errors.SynchronizationDisciplineError(
-                    f"{self.name} holds locks and may only perform lock=True orchestrations "
-                    f"whose keys it holds, not {what}"
-                )
-
     # -- context operations -----------------------------------------------------------------
 
     def perform(self, op: Operation, retry: RetryPolicy | None) -> Future[Any]:
-        self._check(op)
+        sync_rules.check_call(self.site.schema, self, op)
         schema = self.site.schema
         info = schema.info(op)
-        index, replayed = self._call(_describe("perform", op, info.name), op)
+        index, replayed = self._call(history.describe_call("perform", op, info.name), op)
         future = self._future(index, info.result.validate_python)
         self.performs.append(index)
         reply = (self.site.index, self.tag, index, False)
@@ -518,10 +445,10 @@ class Run:
             ))
 
     def fork(self, op: Operation) -> None:
-        self._check(op, forked=True)
+        sync_rules.check_call(self.site.schema, self, op, forked=True)
         schema = self.site.schema
         info = schema.info(op)
-        index, replayed = self._call(_describe("fork", op, info.name), op)
+        index, replayed = self._call(history.describe_call("fork", op, info.name), op)
         future = self._future(index, None)
         self.forks.append(future)
         reply = (self.site.index, self.tag, index, True)
@@ -742,100 +669,3 @@ class Run:
                 self.site.send(
                     m.Terminate(dest, child, f"{self.name}, which held its locks, ended")
                 )
-
-
-# -- the context orchestration code gets ------------------------------------------------
-
-
-class OrchestrationContext:
-    """Given to orchestrations. Every method is deterministic and replayed from history."""
-
-    __slots__ = ("_run", "log")
-
-    def __init__(self, run: Run) -> None:
-        self._run = run
-        self.log = Logger(run.log_line)
-
-    @property
-    def instance_id(self) -> str:
-        return self._run.instance_id
-
-    @property
-    def is_replaying(self) -> bool:
-        return self._run.is_replaying()
-
-    def config(self, cls: type[C]) -> C | None:
-        """The configuration object of type ``cls``, or ``None`` if none was set."""
-        value: C | None = self._run.site.schema.config(cls)
-        return value
-
-    def perform(self, op: Operation, *, retry: RetryPolicy | None = None) -> Future[Any]:
-        """Start an operation and return a future for its result (await it, now or later)."""
-        return self._run.perform(op, retry)
-
-    def fork(self, op: Operation) -> None:
-        """Start an operation that runs independently; :meth:`finish` waits for it."""
-        self._run.fork(op)
-
-    def schedule(self, delay: float, op: Operation) -> None:
-        """Fork ``op`` after ``delay`` seconds (a durable timer, not a sleeping activity)."""
-        self._run.schedule(delay, op)
-
-    def finish(self) -> Future[None]:
-        """A future that resolves once every operation forked so far has completed."""
-        return self._run.finish()
-
-    def state_exists(self, state: type[State[Any]], key: Affinity) -> Future[bool]:
-        """Whether the instance of ``state`` at ``key`` exists; the key must be locked."""
-        return self._run.state_exists(state, key)
-
-    def now(self) -> datetime:
-        """The current UTC time, recorded so that a replay sees the same value."""
-        return self._run.now()
-
-    def new_guid(self) -> uuid.UUID:
-        """A fresh random-looking UUID, identical on every replay."""
-        return self._run.new_guid()
-
-    def new_random(self) -> random.Random:
-        """A random generator seeded identically on every replay."""
-        return self._run.new_random()
-
-    def sleep(self, seconds: float) -> Future[None]:
-        """A durable timer: resolves after ``seconds``, across crashes and restarts."""
-        return self._run.sleep(seconds)
-
-    def sleep_until(self, when: datetime) -> Future[None]:
-        return self._run.sleep_until(when)
-
-    def wait_for_event(self, name: str) -> Future[Any]:
-        """Resolves with the value of the next external event ``name`` raised by a client."""
-        return self._run.wait_for_event(name)
-
-    def set_custom_status(self, value: Any) -> None:
-        """Publish a JSON value with the instance's status (progress, a stage name) for
-        clients, ``reactive status`` and the dashboard; it replays like everything else."""
-        self._run.set_custom_status(value)
-
-    def continue_as_new(self, op: Orchestration[Any]) -> NoReturn:
-        """Restart this instance with new input and an empty history (for eternal loops)."""
-        self._run.continue_as_new(op)
-
-    def all(self, *futures: Future[Any]) -> Future[list[Any]]:
-        """Resolves with every result once all resolve; raises the first failure (in order)."""
-        return AllFuture(self._run, futures)
-
-    def any(self, *futures: Future[Any]) -> Future[Future[Any]]:
-        """Resolves with the first of ``futures`` to resolve."""
-        return AnyFuture(self._run, futures)
-
-
-class InitContext(OrchestrationContext):
-    """Given to state initializers: an orchestration context (activities, timers, forks,
-    determinized values) that may not touch other states."""
-
-    __slots__ = ("key",)
-
-    def __init__(self, run: Run, key: Any) -> None:
-        super().__init__(run)
-        self.key = key

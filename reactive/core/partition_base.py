@@ -1,0 +1,156 @@
+"""The records a partition holds, and the outbox through which every part of it sends
+messages, answers callers and reports errors. The parts of the partition (key locks and
+state operations, timers and activities, orchestration lifecycle) build on this class."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from reactive.core import messages as m
+from reactive.core import results, routing
+from reactive.core.effects import Effects
+from reactive.core.runner import Run
+from reactive.model import Activity, Event, Orchestration, RetryPolicy, State
+from reactive.schema import OperationInfo, PKey, Schema
+
+# the sections of a snapshot written entry by entry (a delta carries the changed ones)
+KEYED_SECTIONS = ("states", "queues", "runs", "completed")
+
+
+@dataclass(slots=True)
+class PendingActivity:
+    """An activity started and not yet finished (or waiting for its retry timer)."""
+
+    op: Activity[Any]
+    attempt: int
+    policy: RetryPolicy | None
+    fork: bool
+    waiting_retry: bool = False
+
+
+class PartitionBase:
+    """One partition's records and outbox."""
+
+    def __init__(self, schema: Schema, index: int, count: int) -> None:
+        self.schema = schema
+        self.index = index
+        self.count = count
+        self.clock = 0.0
+        self.started = False
+        self.states: dict[tuple[str, PKey], State[Any]] = {}
+        self.queues: dict[PKey, deque[m.LocalOp | m.Acquire]] = {}
+        self.runs: dict[str, Run] = {}
+        self.completed: dict[str, dict[str, Any]] = {}
+        self.timers: list[tuple[float, int, str, int, str]] = []
+        self.timer_seq = 0
+        self.activities: dict[tuple[str, int], PendingActivity] = {}
+        self.initializing: dict[tuple[str, PKey], list[m.LocalOp | m.Commit | m.Exists]] = {}
+        self.early_events: dict[str, list[tuple[str, Any]]] = {}
+        self.early_count = 0  # events in early_events, bounded by schema.keep_early_events
+        # runs that ended (terminated, or failed for good) while something they sent inside
+        # their locks was still in flight: tag -> what they still wait for, the release and
+        # the answer to their caller, both held until every one of those calls has answered
+        self.settling: dict[str, dict[str, Any]] = {}
+        self._effects = Effects()
+        self._local: deque[m.Message] = deque()
+        # what changed since the last take_delta(): a commit writes only these entries
+        self._dirty: dict[str, set[Any]] = {name: set() for name in KEYED_SECTIONS}
+        # top-level instances whose status changed since the last take_status_changes()
+        self._status_changes: dict[str, dict[str, Any]] = {}
+        # message type -> handler, filled in by the partition
+        self._handlers: dict[type[Any], Callable[[Any], None]] = {}
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def send(self, msg: m.Message) -> None:
+        if msg.dest == self.index:
+            self._local.append(msg)
+        else:
+            self._effects.sends.append(msg)
+
+    def send_start(
+        self,
+        instance_id: str,
+        op: Orchestration[Any],
+        reply: m.Reply | None,
+        lock_keys: tuple[PKey, ...] | None,
+        holder: str | None = None,
+    ) -> None:
+        self.send(routing.start(self.schema, self.count, instance_id, op, reply, lock_keys, holder))
+
+    def send_acquire(
+        self, lock_id: str, keys: tuple[PKey, ...], reply: m.Reply | None, event: Event | None
+    ) -> None:
+        self.send(routing.acquire(self.schema, self.count, lock_id, keys, reply, event))
+
+    def send_release(self, lock_id: str, keys: tuple[PKey, ...]) -> None:
+        for msg in routing.releases(self.schema, self.count, lock_id, keys):
+            self.send(msg)
+
+    def send_commits(
+        self, lock_id: str, event: Event, keys: Any, locked: bool, holder: str | None = None
+    ) -> None:
+        for dest, group in routing.by_owner(self.schema, self.count, tuple(keys)).items():
+            self.send(m.Commit(dest, lock_id, event, group, locked, holder))
+
+    def app_log(self, level: int, text: str) -> None:
+        self._effects.logs.append((level, text))
+
+    def report(self, source: str, error: Any) -> None:
+        """An error nobody awaits (a failed fork, an event handler): the host's hook gets it."""
+        where = f" (at {error['where']})" if isinstance(error, dict) and "where" in error else ""
+        self._effects.errors.append(f"{source}: {error['type']}: {error['message']}{where}")
+
+    def _take_effects(self) -> Effects:
+        effects, self._effects = self._effects, Effects()
+        return effects
+
+    def _drain_local(self) -> None:
+        while self._local:
+            self._dispatch(self._local.popleft())
+
+    def _dispatch(self, msg: m.Message) -> None:
+        try:
+            self._handlers[type(msg)](msg)
+        except Exception as exc:  # a bug or bad input must not stop the partition
+            logging.getLogger("reactive").exception("failed to process %s", type(msg).__name__)
+            self.report(f"partition {self.index} processing {type(msg).__name__}",
+                        self.encode_error(exc))
+
+    # -- results and errors ----------------------------------------------------------------
+
+    def encode_error(self, exc: BaseException) -> dict[str, Any]:
+        return results.encode_error(exc)
+
+    def decode_error(self, data: Any) -> BaseException:
+        return results.decode_error(self.schema, data)
+
+    def encode_result(self, info: OperationInfo, value: Any) -> tuple[bool, Any]:
+        return results.encode_result(info, value)
+
+    def reply(self, reply: m.Reply | None, ok: bool, value: Any, source: str) -> None:
+        if reply is None:
+            return
+        dest, instance_id, call, is_fork = reply
+        if is_fork and not ok:
+            self.report(source, value)
+        if dest >= 0:
+            self.send(m.Response(dest, instance_id, call, ok, None if is_fork else value))
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def run_for(self, tag: str) -> Run | None:
+        """The live run a reply, timer or activity result addressed by ``tag`` belongs to."""
+        run = self.runs.get(tag)
+        if run is not None and run.tag == tag:
+            return run
+        instance_id, sep, generation = tag.rpartition("~")
+        run = self.runs.get(instance_id) if sep and generation.isdigit() else None
+        return run if run is not None and run.tag == tag else None
+
+    def touch_run(self, instance_id: str) -> None:
+        self._dirty["runs"].add(instance_id)
