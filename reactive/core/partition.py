@@ -17,6 +17,7 @@ from typing import Any
 
 from reactive import errors
 from reactive.core import messages as m
+from reactive.core import routing
 from reactive.core import snapshot as codec
 from reactive.core.effects import ActivityTask, Effects
 from reactive.core.keys import KeyedStates
@@ -233,21 +234,15 @@ class Partition(KeyedStates, TimersAndActivities):
 
     def fork(self, op_id: str, op: Operation, reply: m.Reply) -> None:
         """Start ``op`` detached from its caller; ``reply`` hears when it completes."""
-        info = self.schema.info(op)
-        if info.kind is Kind.ORCHESTRATION:
-            self.send_start(op_id, op, reply, None)  # type: ignore[arg-type]
-        elif info.kind is Kind.ACTIVITY:
+        if self.schema.info(op).kind is Kind.ACTIVITY:
             _, iid, call, _ = reply
             self.start_activity(iid if reply[0] >= 0 else op_id, call, op, None, fork=True)  # type: ignore[arg-type]
-        elif info.kind is Kind.EVENT:
-            effects = self.schema.event_effects(op)  # type: ignore[arg-type]
-            if effects:
-                self.send_acquire(op_id, tuple(effects), reply, op)  # type: ignore[arg-type]
-            else:
-                self.reply(reply, True, None, "")
+            return
+        msg = routing.operation(self.schema, self.count, op_id, op, reply)
+        if msg is None:
+            self.reply(reply, True, None, "")
         else:
-            key = self.schema.state_key(op)  # type: ignore[arg-type]
-            self.send(m.LocalOp(self.schema.owner(key, self.count), op_id, op, key, reply))
+            self.send(msg)
 
     def fork_detached(self, op_id: str, op: Operation) -> None:
         self.fork(op_id, op, _NO_PARENT)

@@ -82,11 +82,6 @@ class PartitionBase:
     ) -> None:
         self.send(routing.start(self.schema, self.count, instance_id, op, reply, lock_keys, holder))
 
-    def send_acquire(
-        self, lock_id: str, keys: tuple[PKey, ...], reply: m.Reply | None, event: Event | None
-    ) -> None:
-        self.send(routing.acquire(self.schema, self.count, lock_id, keys, reply, event))
-
     def send_release(self, lock_id: str, keys: tuple[PKey, ...]) -> None:
         for msg in routing.releases(self.schema, self.count, lock_id, keys):
             self.send(msg)

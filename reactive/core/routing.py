@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from reactive.core import messages as m
-from reactive.model import Event, Orchestration
-from reactive.schema import PKey, Schema
+from reactive.model import Event, Operation, Orchestration
+from reactive.schema import Kind, PKey, Schema
 
 
 def start(
@@ -59,3 +59,33 @@ def locked_commit(
     in turn and the last one answers ``reply``, so the performer (and whoever holds
     the locks) cannot go on, or release them, before every owner has the event."""
     return m.Commit(schema.owner(keys[0], count), lock_id, event, keys, True, holder, reply)
+
+
+def operation(
+    schema: Schema,
+    count: int,
+    op_id: str,
+    op: Operation,
+    reply: m.Reply,
+    held: tuple[PKey, ...] | None = None,
+    holder: str | None = None,
+) -> m.Message | None:
+    """The message that carries ``op`` (an orchestration, event, read or update) to where
+    it runs, for perform and fork alike; None for an event no state subscribes to (it is
+    done at once). ``held``: the keys of the caller's critical section (``holder`` its
+    lock id), None outside one. Activities run where they are called: not routed."""
+    kind = schema.info(op).kind
+    if kind is Kind.ORCHESTRATION:
+        lock_keys = None if held is None else schema.lock_keys(op)
+        return start(schema, count, op_id, op, reply, lock_keys, holder)  # type: ignore[arg-type]
+    if kind is Kind.EVENT:
+        keys = tuple(schema.event_effects(op))  # type: ignore[arg-type]
+        if not keys:
+            return None
+        if held is not None:
+            return locked_commit(schema, count, op_id, op, keys, holder, reply)  # type: ignore[arg-type]
+        return acquire(schema, count, op_id, keys, reply, op)  # type: ignore[arg-type]
+    if kind is Kind.ACTIVITY:
+        raise ValueError(f"activity {type(op).__name__} is not routed: it runs where called")
+    key = schema.state_key(op)  # type: ignore[arg-type]
+    return m.LocalOp(schema.owner(key, count), op_id, op, key, reply, held is not None, holder)

@@ -394,31 +394,24 @@ class Run:
             self._perform_event(op, index, reply, replayed)  # type: ignore[arg-type]
         elif replayed:
             pass
-        elif info.kind is Kind.ORCHESTRATION:
-            child = f"{self.tag}:{index}"
-            lock_keys = schema.lock_keys(op) if self.lock_keys is not None else None
-            self.site.send(routing.start(
-                schema, self.site.count, child, op, reply, lock_keys, self.holder  # type: ignore[arg-type]
-            ))
         elif info.kind is Kind.ACTIVITY:
             assert isinstance(op, Activity)
             policy = retry or type(op).retry
             self.site.start_activity(self.tag, index, op, policy, fork=False)
         else:
-            key = schema.state_key(op)  # type: ignore[arg-type]
-            locked = self.lock_keys is not None
-            self.site.send(
-                m.LocalOp(
-                    schema.owner(key, self.site.count),
-                    f"{self.tag}#{index}",
-                    op,
-                    key,
-                    reply,
-                    locked,
-                    self.holder,
-                )
-            )
+            # a child orchestration's id is the parent's tag and call; a state operation's
+            # id names the call (``#``), like the lock and event ids
+            sep = ":" if info.kind is Kind.ORCHESTRATION else "#"
+            self._route(f"{self.tag}{sep}{index}", op, reply)
         return future
+
+    def _route(self, op_id: str, op: Operation, reply: m.Reply) -> None:
+        """Send ``op`` where it runs, inside our critical section if we hold one."""
+        msg = routing.operation(
+            self.site.schema, self.site.count, op_id, op, reply, self.lock_keys, self.holder
+        )
+        if msg is not None:
+            self.site.send(msg)
 
     def _perform_event(self, event: Event, index: int, reply: m.Reply, replayed: bool) -> None:
         effects = self.site.schema.event_effects(event)
@@ -431,18 +424,12 @@ class Run:
             self.locked_events.append(index)
             if not replayed:
                 self.calls[index].append("acked")
-                self.site.send(routing.locked_commit(
-                    self.site.schema, self.site.count,
-                    f"{self.tag}#{index}", event, tuple(effects), self.holder, reply,
-                ))
+                self._route(f"{self.tag}#{index}", event, reply)
             elif len(self.calls[index]) < 2:  # recorded when such events were not answered
                 self.locked_events.pop()
                 self._resolve(index, True, None)
         elif not replayed:
-            self.site.send(routing.acquire(
-                self.site.schema, self.site.count, f"{self.tag}#{index}", tuple(effects), reply,
-                event,
-            ))
+            self._route(f"{self.tag}#{index}", event, reply)
 
     def fork(self, op: Operation) -> None:
         sync_rules.check_call(self.site.schema, self, op, forked=True)
