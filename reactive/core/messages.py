@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from reactive import errors
 from reactive.model import Event, Operation
@@ -17,8 +17,13 @@ from reactive.model import Event, Operation
 if TYPE_CHECKING:
     from reactive.schema import PKey, Schema
 
-Reply = tuple[int, str, int, bool]
-"""Where a result goes: (partition, instance id, call index, is a fork)."""
+class Reply(NamedTuple):
+    """Where a result goes (on the wire: ``[partition, instance_id, call, fork]``)."""
+
+    partition: int  # -1: nobody (a detached fork)
+    instance_id: str
+    call: int
+    fork: bool  # the caller forked: it hears only that the operation ended
 
 
 @dataclass(slots=True)
@@ -203,7 +208,7 @@ def from_wire(data: dict[str, Any], schema: Schema) -> Message:
         elif name == "key":
             value = (value[0], value[1])
         elif name == "reply":
-            value = (value[0], value[1], value[2], value[3])
+            value = Reply(value[0], value[1], value[2], value[3])
         kwargs[name] = value
     try:
         return cls(**kwargs)  # type: ignore[no-any-return]

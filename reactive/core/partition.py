@@ -21,6 +21,7 @@ from reactive.core import routing
 from reactive.core import snapshot as codec
 from reactive.core.effects import ActivityTask, Effects
 from reactive.core.keys import KeyedStates
+from reactive.core.partition_base import HeldAnswer, Settling
 from reactive.core.runner import Run
 from reactive.core.snapshot import SNAPSHOT_VERSION, apply_delta
 from reactive.core.timers import TimersAndActivities
@@ -29,7 +30,7 @@ from reactive.schema import Kind, PKey, Schema, StateInfo
 
 __all__ = ["SNAPSHOT_VERSION", "ActivityTask", "Effects", "Partition", "apply_delta"]
 
-_NO_PARENT: m.Reply = (-1, "", 0, True)  # a detached fork: nobody to answer
+_NO_PARENT = m.Reply(-1, "", 0, True)  # a detached fork: nobody to answer
 
 
 class Partition(KeyedStates, TimersAndActivities):
@@ -152,10 +153,7 @@ class Partition(KeyedStates, TimersAndActivities):
         """An ended run's locks must outlive what it sent inside them: an event that
         reached one owner before the release and another after it would be half-applied.
         Hold the release (and the run's answer, see :meth:`answer`) until ``calls`` answer."""
-        self.settling[tag] = {
-            "wait": sorted(calls), "release": None if release is None else list(release),
-            "reply": None,
-        }
+        self.settling[tag] = Settling(sorted(calls), release)
 
     def answer(self, tag: str, reply: m.Reply | None, ok: bool, value: Any, source: str) -> None:
         """Answer an ended run's caller, after the run has settled (a caller running inside
@@ -164,22 +162,21 @@ class Partition(KeyedStates, TimersAndActivities):
         if held is None:
             self.reply(reply, ok, value, source)
         else:
-            held["reply"] = [reply, ok, value, source]
+            held.answer = HeldAnswer(reply, ok, value, source)
 
     def _answered_after_end(self, tag: str, call: int) -> None:
         held = self.settling.get(tag)
-        if held is None or call not in held["wait"]:
+        if held is None or call not in held.wait:
             return  # a duplicate, or an answer nobody waits for any more
-        held["wait"].remove(call)
-        if held["wait"]:
+        held.wait.remove(call)
+        if held.wait:
             return
         del self.settling[tag]
-        if held["release"] is not None:
-            lock_id, keys = held["release"]
-            self.send_release(lock_id, tuple((k[0], k[1]) for k in keys))
-        if held["reply"] is not None:
-            reply, ok, value, source = held["reply"]
-            self.reply(None if reply is None else tuple(reply), ok, value, source)
+        if held.release is not None:
+            self.send_release(*held.release)
+        if held.answer is not None:
+            answer = held.answer
+            self.reply(answer.reply, answer.ok, answer.value, answer.source)
 
     def _on_granted(self, msg: m.Granted) -> None:
         run = self.run_for(msg.instance_id)
@@ -236,7 +233,7 @@ class Partition(KeyedStates, TimersAndActivities):
         """Start ``op`` detached from its caller; ``reply`` hears when it completes."""
         if self.schema.info(op).kind is Kind.ACTIVITY:
             _, iid, call, _ = reply
-            self.start_activity(iid if reply[0] >= 0 else op_id, call, op, None, fork=True)  # type: ignore[arg-type]
+            self.start_activity(iid if reply.partition >= 0 else op_id, call, op, None, fork=True)  # type: ignore[arg-type]
             return
         msg = routing.operation(self.schema, self.count, op_id, op, reply)
         if msg is None:

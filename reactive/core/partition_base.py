@@ -8,7 +8,8 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+from typing import Any, NamedTuple
 
 from reactive.core import messages as m
 from reactive.core import results, routing
@@ -19,6 +20,41 @@ from reactive.schema import OperationInfo, PKey, Schema
 
 # the sections of a snapshot written entry by entry (a delta carries the changed ones)
 KEYED_SECTIONS = ("states", "queues", "runs", "completed")
+
+
+class TimerKind(StrEnum):
+    CALL = "call"  # an orchestration's call (a sleep) resolves
+    RETRY = "retry"  # an activity's next attempt starts
+
+
+class Timer(NamedTuple):
+    """A durable timer; the heap orders timers by due time, then by when they were set."""
+
+    due: float
+    seq: int
+    instance_id: str  # the run's tag
+    call: int
+    kind: TimerKind
+
+
+@dataclass(slots=True)
+class HeldAnswer:
+    """The answer to an ended run's caller, held until the run has settled."""
+
+    reply: m.Reply | None
+    ok: bool
+    value: Any
+    source: str
+
+
+@dataclass(slots=True)
+class Settling:
+    """A run that ended while calls it made inside its locks were in flight: what it still
+    waits for, then the lock release and the answer to its caller, both held until then."""
+
+    wait: list[int]
+    release: tuple[str, tuple[PKey, ...]] | None
+    answer: HeldAnswer | None = None
 
 
 @dataclass(slots=True)
@@ -45,16 +81,15 @@ class PartitionBase:
         self.queues: dict[PKey, deque[m.LocalOp | m.Acquire]] = {}
         self.runs: dict[str, Run] = {}
         self.completed: dict[str, dict[str, Any]] = {}
-        self.timers: list[tuple[float, int, str, int, str]] = []
+        self.timers: list[Timer] = []
         self.timer_seq = 0
         self.activities: dict[tuple[str, int], PendingActivity] = {}
         self.initializing: dict[tuple[str, PKey], list[m.LocalOp | m.Commit | m.Exists]] = {}
         self.early_events: dict[str, list[tuple[str, Any]]] = {}
         self.early_count = 0  # events in early_events, bounded by schema.keep_early_events
         # runs that ended (terminated, or failed for good) while something they sent inside
-        # their locks was still in flight: tag -> what they still wait for, the release and
-        # the answer to their caller, both held until every one of those calls has answered
-        self.settling: dict[str, dict[str, Any]] = {}
+        # their locks was still in flight, by tag
+        self.settling: dict[str, Settling] = {}
         self._effects = Effects()
         self._local: deque[m.Message] = deque()
         # what changed since the last take_delta(): a commit writes only these entries

@@ -186,7 +186,7 @@ class Run:
             site,
             data["id"],
             op,  # type: ignore[arg-type]
-            reply=tuple(reply) if reply else None,
+            reply=m.Reply(*reply) if reply else None,
             lock_keys=tuple((k[0], k[1]) for k in lock_keys) if lock_keys is not None else None,
             lock_mode=data.get("lock_mode"),
             init=init,
@@ -387,7 +387,7 @@ class Run:
         index, replayed = self._call(history.describe_call("perform", op, info.name), op)
         future = self._future(index, info.result.validate_python)
         self.performs.append(index)
-        reply = (self.site.index, self.tag, index, False)
+        reply = m.Reply(self.site.index, self.tag, index, False)
         if info.kind is Kind.ORCHESTRATION and self.lock_keys is not None:
             self.locked_children[index] = f"{self.tag}:{index}"
         if info.kind is Kind.EVENT:
@@ -438,7 +438,7 @@ class Run:
         index, replayed = self._call(history.describe_call("fork", op, info.name), op)
         future = self._future(index, None)
         self.forks.append(future)
-        reply = (self.site.index, self.tag, index, True)
+        reply = m.Reply(self.site.index, self.tag, index, True)
         if info.kind is Kind.EVENT and not schema.event_effects(op):  # type: ignore[arg-type]
             self._resolve(index, True, None)
         elif not replayed:
@@ -476,7 +476,7 @@ class Run:
                     schema.owner(pkey, self.site.count),
                     info.name,
                     pkey,
-                    (self.site.index, self.tag, index, False),
+                    m.Reply(self.site.index, self.tag, index, False),
                     self.holder,
                 )
             )
@@ -580,7 +580,7 @@ class Run:
                 self.site.count,
                 f"{self.tag}#{index}",
                 self.lock_keys,
-                (self.site.index, self.tag, index, False),
+                m.Reply(self.site.index, self.tag, index, False),
                 None,
             ))
         await future

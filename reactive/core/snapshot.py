@@ -18,7 +18,15 @@ from pydantic import ValidationError
 
 from reactive import errors
 from reactive.core import messages as m
-from reactive.core.partition_base import KEYED_SECTIONS, PartitionBase, PendingActivity
+from reactive.core.partition_base import (
+    KEYED_SECTIONS,
+    HeldAnswer,
+    PartitionBase,
+    PendingActivity,
+    Settling,
+    Timer,
+    TimerKind,
+)
 from reactive.model import RetryPolicy
 
 SNAPSHOT_VERSION = 2
@@ -44,7 +52,12 @@ def _head(part: PartitionBase) -> dict[str, Any]:
             for (name, key), waiters in part.initializing.items()
         ],
         "early_events": part.early_events,
-        "settling": part.settling,
+        "settling": {
+            tag: {"wait": held.wait, "release": held.release, "reply": None
+                  if held.answer is None else [held.answer.reply, held.answer.ok,
+                                               held.answer.value, held.answer.source]}
+            for tag, held in part.settling.items()
+        },
     }
 
 
@@ -122,7 +135,7 @@ def load(part: PartitionBase, data: dict[str, Any]) -> None:
             m.from_wire(e, schema) for e in entries  # type: ignore[misc]
         )
     part.completed = dict(data["completed"])
-    part.timers = [tuple(t) for t in head["timers"]]
+    part.timers = [Timer(t[0], t[1], t[2], t[3], TimerKind(t[4])) for t in head["timers"]]
     heapq.heapify(part.timers)
     for iid, call, attempt, op, policy, fork, waiting in head["activities"]:
         part.activities[(iid, call)] = PendingActivity(
@@ -138,7 +151,16 @@ def load(part: PartitionBase, data: dict[str, Any]) -> None:
         ]
     part.early_events = {k: [tuple(e) for e in v] for k, v in head["early_events"].items()}
     part.early_count = sum(len(v) for v in part.early_events.values())
-    part.settling = {tag: dict(held) for tag, held in head.get("settling", {}).items()}
+    part.settling = {tag: _settling(held) for tag, held in head.get("settling", {}).items()}
+
+
+def _settling(held: dict[str, Any]) -> Settling:
+    release, answer = held["release"], held["reply"]
+    if answer is not None:
+        reply, ok, value, source = answer
+        answer = HeldAnswer(None if reply is None else m.Reply(*reply), ok, value, source)
+    return Settling(held["wait"], None if release is None else (
+        release[0], tuple((k[0], k[1]) for k in release[1])), answer)
 
 
 def _key_text(key: Any) -> str:

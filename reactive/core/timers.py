@@ -9,7 +9,7 @@ from typing import Any
 from reactive.core import messages as m
 from reactive.core import results
 from reactive.core.effects import ActivityTask
-from reactive.core.partition_base import PartitionBase, PendingActivity
+from reactive.core.partition_base import PartitionBase, PendingActivity, Timer, TimerKind
 from reactive.model import Activity, RetryPolicy
 
 
@@ -18,7 +18,7 @@ class TimersAndActivities(PartitionBase):
 
     def next_due(self) -> float | None:
         """When the earliest timer is due (the host delivers a ``Tick`` then)."""
-        return self.timers[0][0] if self.timers else None
+        return self.timers[0].due if self.timers else None
 
     def pending_activities(self) -> list[ActivityTask]:
         """Activities started but not finished: a restored partition's host reruns them."""
@@ -28,19 +28,21 @@ class TimersAndActivities(PartitionBase):
             if not p.waiting_retry
         ]
 
-    def add_timer(self, due: float, instance_id: str, call: int, kind: str = "call") -> None:
+    def add_timer(
+        self, due: float, instance_id: str, call: int, kind: TimerKind = TimerKind.CALL
+    ) -> None:
         self.timer_seq += 1
-        heapq.heappush(self.timers, (due, self.timer_seq, instance_id, call, kind))
+        heapq.heappush(self.timers, Timer(due, self.timer_seq, instance_id, call, kind))
 
     def drop_timers(self, instance_id: str) -> None:
-        if any(t[2] == instance_id for t in self.timers):
-            self.timers = [t for t in self.timers if t[2] != instance_id]
+        if any(t.instance_id == instance_id for t in self.timers):
+            self.timers = [t for t in self.timers if t.instance_id != instance_id]
             heapq.heapify(self.timers)
 
     def _on_tick(self, _tick: m.Tick) -> None:
-        while self.timers and self.timers[0][0] <= self.clock:
+        while self.timers and self.timers[0].due <= self.clock:
             _, _, iid, call, kind = heapq.heappop(self.timers)
-            if kind == "retry":
+            if kind is TimerKind.RETRY:
                 pending = self.activities.get((iid, call))
                 if pending is not None and pending.waiting_retry:
                     pending.waiting_retry = False
@@ -69,7 +71,7 @@ class TimersAndActivities(PartitionBase):
             pending.attempt += 1
             pending.waiting_retry = True
             due = self.clock + policy.delay_before(pending.attempt)
-            self.add_timer(due, msg.instance_id, msg.call, "retry")
+            self.add_timer(due, msg.instance_id, msg.call, TimerKind.RETRY)
             return
         del self.activities[key]
         value = msg.value if msg.ok else results.after_attempts(msg.value, msg.attempt)

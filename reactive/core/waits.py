@@ -18,7 +18,7 @@ def describe_waits(part: Partition, instance_id: str) -> list[str] | None:
     run = part.runs.get(instance_id)
     if run is None:
         return None
-    timers = {(t[2], t[3]): t for t in part.timers}
+    timers = {(t.instance_id, t.call): t for t in part.timers}
     waits: list[str] = []
     for call, future in sorted(run.futures.items()):
         if future.done():
@@ -30,10 +30,10 @@ def describe_waits(part: Partition, instance_id: str) -> list[str] | None:
         timer = timers.get((run.tag, call))
         if pending is not None:
             state = ", waiting to retry" if pending.waiting_retry else ""
-            due = f" at {_when(timer[0])}" if timer is not None else ""
+            due = f" at {_when(timer.due)}" if timer is not None else ""
             waits.append(f"activity {name} (attempt {pending.attempt}{state}{due})")
         elif timer is not None:
-            waits.append(f"timer due at {_when(timer[0])}")
+            waits.append(f"timer due at {_when(timer.due)}")
         elif verb == "wait":
             waits.append(f"event {rest!r}")
         elif verb == "lock":
