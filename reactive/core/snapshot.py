@@ -11,8 +11,9 @@ from __future__ import annotations
 import heapq
 import json
 from collections import deque
-from dataclasses import asdict
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, fields
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -28,8 +29,28 @@ from reactive.core.partition_base import (
     TimerKind,
 )
 from reactive.model import RetryPolicy
+from reactive.schema import Schema
 
-SNAPSHOT_VERSION = 2
+T = TypeVar("T")
+
+SNAPSHOT_VERSION = 3
+"""Version 3 names the fields of its positional records in the head (``layouts``); version
+2 (no layouts) is read with the layouts it implied."""
+
+# the records a head holds as rows, each with the names of its fields in row order: a row
+# is read by name, so that a field added (with a default) since the snapshot was written
+# takes its default, and one the code no longer has is an error, not a silent misreading
+_ACTIVITY = ("instance_id", "call", *(f.name for f in fields(PendingActivity)))
+LAYOUTS: dict[str, tuple[str, ...]] = {
+    "timer": Timer._fields,
+    "activity": _ACTIVITY,
+    "settling": tuple(f.name for f in fields(Settling)),
+    "answer": tuple(f.name for f in fields(HeldAnswer)),
+}
+_V2_LAYOUTS: dict[str, tuple[str, ...]] = {
+    "timer": ("due", "seq", "instance_id", "call", "kind"),
+    "activity": ("instance_id", "call", "attempt", "op", "policy", "fork", "waiting_retry"),
+}
 
 
 def _head(part: PartitionBase) -> dict[str, Any]:
@@ -40,12 +61,10 @@ def _head(part: PartitionBase) -> dict[str, Any]:
         "clock": part.clock,
         "started": part.started,
         "timer_seq": part.timer_seq,
+        "layouts": LAYOUTS,
         "timers": part.timers,
         "activities": [
-            [iid, call, p.attempt, wire.encode_op(p.op),
-             None if p.policy is None else asdict(p.policy),
-             p.fork, p.waiting_retry]
-            for (iid, call), p in part.activities.items()
+            _activity_row(wire, iid, call, p) for (iid, call), p in part.activities.items()
         ],
         "initializing": [
             [name, key, [m.to_wire(w, wire) for w in waiters]]
@@ -53,12 +72,22 @@ def _head(part: PartitionBase) -> dict[str, Any]:
         ],
         "early_events": part.early_events,
         "settling": {
-            tag: {"wait": held.wait, "release": held.release, "reply": None
-                  if held.answer is None else [held.answer.reply, held.answer.ok,
-                                               held.answer.value, held.answer.source]}
+            tag: [held.wait, held.release, None if held.answer is None else [
+                held.answer.reply, held.answer.ok, held.answer.value, held.answer.source,
+            ]]
             for tag, held in part.settling.items()
         },
     }
+
+
+def _activity_row(wire: Schema, iid: str, call: int, pending: PendingActivity) -> list[Any]:
+    encoded = {
+        "instance_id": iid, "call": call, "op": wire.encode_op(pending.op),
+        "policy": None if pending.policy is None else asdict(pending.policy),
+    }
+    return [
+        encoded[name] if name in encoded else getattr(pending, name) for name in _ACTIVITY
+    ]
 
 
 def _entry(part: PartitionBase, section: str, key: Any) -> tuple[str, Any]:
@@ -109,8 +138,38 @@ def take_delta(part: PartitionBase) -> dict[str, Any]:
 
 
 def check_version(data: dict[str, Any]) -> None:
-    if data.get("v") != SNAPSHOT_VERSION:
-        raise errors.CorruptSnapshotError(f"unsupported snapshot version {data.get('v')!r}")
+    version = data.get("v")
+    if version not in (2, SNAPSHOT_VERSION):
+        raise errors.CorruptSnapshotError(
+            f"snapshot version {version!r} cannot be read: this code reads versions 2 to "
+            f"{SNAPSHOT_VERSION} (a snapshot from newer code needs that code)"
+        )
+
+
+def _reader(
+    layouts: Mapping[str, Sequence[str]], name: str
+) -> Callable[[list[Any]], dict[str, Any]]:
+    """Turns a row of record ``name`` into its fields by name, using the layout the
+    snapshot was written with."""
+    names = tuple(layouts[name])
+
+    def read(row: list[Any]) -> dict[str, Any]:
+        if len(row) != len(names):
+            raise errors.CorruptSnapshotError(
+                f"a {name} row has {len(row)} fields, its layout names {len(names)}"
+            )
+        return dict(zip(names, row, strict=True))
+
+    return read
+
+
+def _make(cls: Callable[..., T], name: str, values: dict[str, Any]) -> T:
+    try:
+        return cls(**values)
+    except TypeError as exc:  # a field this code no longer has, or a new one with no default
+        raise errors.CorruptSnapshotError(
+            f"a {name} record in the snapshot does not fit this code: {exc}"
+        ) from None
 
 
 def load(part: PartitionBase, data: dict[str, Any]) -> None:
@@ -135,32 +194,49 @@ def load(part: PartitionBase, data: dict[str, Any]) -> None:
             m.from_wire(e, schema) for e in entries  # type: ignore[misc]
         )
     part.completed = dict(data["completed"])
-    part.timers = [Timer(t[0], t[1], t[2], t[3], TimerKind(t[4])) for t in head["timers"]]
+    layouts = head.get("layouts") or _V2_LAYOUTS
+    timer = _reader(layouts, "timer")
+    part.timers = []
+    for row in head["timers"]:
+        values = timer(row)
+        values["kind"] = TimerKind(values["kind"])
+        part.timers.append(_make(Timer, "timer", values))
     heapq.heapify(part.timers)
-    for iid, call, attempt, op, policy, fork, waiting in head["activities"]:
-        part.activities[(iid, call)] = PendingActivity(
-            schema.decode_op(op),  # type: ignore[arg-type]
-            attempt,
-            RetryPolicy(**policy) if policy is not None else None,
-            fork,
-            waiting,
-        )
+    activity = _reader(layouts, "activity")
+    for row in head["activities"]:
+        values = activity(row)
+        where = (values.pop("instance_id"), values.pop("call"))
+        values["op"] = schema.decode_op(values["op"])
+        policy = values.get("policy")
+        values["policy"] = None if policy is None else _make(RetryPolicy, "retry", policy)
+        part.activities[where] = _make(PendingActivity, "activity", values)
     for name, key, waiters in head["initializing"]:
         part.initializing[(name, (key[0], key[1]))] = [
             m.from_wire(w, schema) for w in waiters  # type: ignore[misc]
         ]
     part.early_events = {k: [tuple(e) for e in v] for k, v in head["early_events"].items()}
     part.early_count = sum(len(v) for v in part.early_events.values())
-    part.settling = {tag: _settling(held) for tag, held in head.get("settling", {}).items()}
+    part.settling = {
+        tag: _settling(layouts, held) for tag, held in head.get("settling", {}).items()
+    }
 
 
-def _settling(held: dict[str, Any]) -> Settling:
-    release, answer = held["release"], held["reply"]
+def _settling(layouts: Mapping[str, Sequence[str]], held: Any) -> Settling:
+    if isinstance(held, dict):  # version 2: {"wait", "release", "reply"}
+        values = {"wait": held["wait"], "release": held["release"], "answer": held["reply"]}
+    else:
+        values = _reader(layouts, "settling")(held)
+    release = values["release"]
+    if release is not None:
+        values["release"] = (release[0], tuple((k[0], k[1]) for k in release[1]))
+    answer = values["answer"]
     if answer is not None:
-        reply, ok, value, source = answer
-        answer = HeldAnswer(None if reply is None else m.Reply(*reply), ok, value, source)
-    return Settling(held["wait"], None if release is None else (
-        release[0], tuple((k[0], k[1]) for k in release[1])), answer)
+        answer = dict(zip(LAYOUTS["answer"], answer, strict=True)) if isinstance(
+            held, dict) else _reader(layouts, "answer")(answer)
+        reply = answer["reply"]
+        answer["reply"] = None if reply is None else m.Reply(*reply)
+        values["answer"] = _make(HeldAnswer, "answer", answer)
+    return _make(Settling, "settling", values)
 
 
 def _key_text(key: Any) -> str:
@@ -169,6 +245,7 @@ def _key_text(key: Any) -> str:
 
 def apply_delta(snapshot: dict[str, Any], delta: dict[str, Any]) -> None:
     """Bring ``snapshot`` (a snapshot() result, changed in place) forward by ``delta``."""
+    snapshot["v"] = delta["v"]  # the head (with its layouts) is the delta's
     snapshot["head"] = delta["head"]
     for section in KEYED_SECTIONS:
         entries = snapshot[section]
