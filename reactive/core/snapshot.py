@@ -71,12 +71,7 @@ def _head(part: PartitionBase) -> dict[str, Any]:
             for (name, key), waiters in part.initializing.items()
         ],
         "early_events": part.early_events,
-        "settling": {
-            tag: [held.wait, held.release, None if held.answer is None else [
-                held.answer.reply, held.answer.ok, held.answer.value, held.answer.source,
-            ]]
-            for tag, held in part.settling.items()
-        },
+        "settling": {tag: _settling_row(held) for tag, held in part.settling.items()},
     }
 
 
@@ -87,6 +82,15 @@ def _activity_row(wire: Schema, iid: str, call: int, pending: PendingActivity) -
     }
     return [
         encoded[name] if name in encoded else getattr(pending, name) for name in _ACTIVITY
+    ]
+
+
+def _settling_row(held: Settling) -> list[Any]:
+    answer = held.answer
+    return [
+        (None if answer is None else [getattr(answer, f) for f in LAYOUTS["answer"]])
+        if name == "answer" else getattr(held, name)
+        for name in LAYOUTS["settling"]
     ]
 
 

@@ -14,7 +14,7 @@ import pytest
 from reactive.core import messages as m
 from reactive.core import snapshot as codec
 from reactive.core.partition import Partition
-from reactive.core.partition_base import PendingActivity
+from reactive.core.partition_base import HeldAnswer, PendingActivity, Settling
 from reactive.errors import CorruptSnapshotError
 from tests.core.snapshot_app import T0, drive, schema, snapshot_json
 
@@ -117,3 +117,20 @@ def test_a_delta_on_an_old_snapshot_brings_it_to_the_current_version() -> None:
     codec.apply_delta(old, json.loads(json.dumps(part.take_delta())))
     assert old["v"] == codec.SNAPSHOT_VERSION
     assert _canonical(old) == _canonical(json.loads(json.dumps(part.snapshot())))
+
+
+def test_a_held_release_and_answer_survive_the_codec_in_both_versions() -> None:
+    held = Settling(
+        [3], ("x#0", (("TallyKey", "t"),)), HeldAnswer(m.Reply(0, "p", 1, False), True, 5, "s")
+    )
+    part = drive()
+    part.settling["x"] = held
+    assert Partition.restore(schema, json.loads(json.dumps(part.snapshot()))).settling == {
+        "x": held
+    }
+    old = json.loads((FIXTURES / "snapshot_v2.json").read_text(encoding="utf-8"))
+    old["head"]["settling"] = {"x": {  # as main wrote it
+        "wait": [3], "release": ["x#0", [["TallyKey", "t"]]],
+        "reply": [[0, "p", 1, False], True, 5, "s"],
+    }}
+    assert Partition.restore(schema, old).settling == {"x": held}
