@@ -40,7 +40,7 @@ SNAPSHOT_VERSION = 3
 # the records a head holds as rows, each with the names of its fields in row order: a row
 # is read by name, so that a field added (with a default) since the snapshot was written
 # takes its default, and one the code no longer has is an error, not a silent misreading
-_ACTIVITY = ("instance_id", "call", *(f.name for f in fields(PendingActivity)))
+_ACTIVITY = ("instance_id", "call", "op", "attempt", "policy", "fork", "waiting_retry")
 LAYOUTS: dict[str, tuple[str, ...]] = {
     "timer": Timer._fields,
     "activity": _ACTIVITY,
@@ -76,12 +76,12 @@ def _head(part: PartitionBase) -> dict[str, Any]:
 
 
 def _activity_row(wire: Schema, iid: str, call: int, pending: PendingActivity) -> list[Any]:
-    encoded = {
-        "instance_id": iid, "call": call, "op": wire.encode_op(pending.op),
-        "policy": None if pending.policy is None else asdict(pending.policy),
-    }
+    """An activity as a row in the order ``LAYOUTS["activity"]`` names (spelled out: the
+    head is written on every commit; tests/core/test_snapshot_codec.py checks the order)."""
+    policy = pending.policy
     return [
-        encoded[name] if name in encoded else getattr(pending, name) for name in _ACTIVITY
+        iid, call, wire.encode_op(pending.op), pending.attempt,
+        None if policy is None else asdict(policy), pending.fork, pending.waiting_retry,
     ]
 
 
