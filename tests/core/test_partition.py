@@ -301,9 +301,11 @@ def test_locked_orchestrations_across_partitions_complete() -> None:
 
 def test_messages_round_trip_through_json() -> None:
     samples: list[m.Message] = [
-        m.Start(1, "iid", Job(cell="c", n=1), (0, "parent", 3, False), (("CellKey", '"c"'),)),
+        m.Start(1, "iid", Job(cell="c", n=1), m.Reply(0, "parent", 3, False),
+                (("CellKey", '"c"'),)),
         m.Response(0, "iid", 2, True, {"x": [1, 2]}),
-        m.LocalOp(2, "op", AddTo(cell="c", amount=1), ("CellKey", '"c"'), (1, "i", 0, True), True),
+        m.LocalOp(2, "op", AddTo(cell="c", amount=1), ("CellKey", '"c"'), m.Reply(1, "i", 0, True),
+                  True),
         m.Acquire(0, "lock", (("CellKey", '"a"'), ("CellKey", '"b"')), 1, None, None),
         m.Tick(3),
         m.RaiseEvent(1, "iid", "approved", {"by": "ann"}),
