@@ -133,7 +133,9 @@ class FolderState:
         self._committed_partition = False  # ... and appended or compacted
         self._opened = 0.0  # when the open transaction began (time.monotonic)
         # partitions whose append or compaction in the current block also marked it
-        # delivered: the block is all or nothing, so its delivery is part of the commit
+        # delivered: the block is all or nothing, so its delivery is part of the commit.
+        # This needs no commit_held() between a block's append and its delivery: the
+        # worker calls it only before it runs activities, which come before its commit
         self._marked: dict[int, str] = {}
         # health rows published in the open transaction, written once at its commit
         # (every invocation publishes one; a group commit holds several invocations)
