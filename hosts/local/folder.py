@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from reactive import ReactiveError
 from reactive.hosting.memory import DONE
@@ -38,6 +38,7 @@ from reactive.hosting.seams import (
 )
 
 FORMAT = "4"
+_T = TypeVar("_T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -129,9 +130,17 @@ class FolderState:
         self._savepoint = False  # the current block is a savepoint in an open transaction
         self._may_defer = False  # the current block may leave its transaction open
         self._wrote = False  # the current block wrote
-        self._finished = False  # ... finished an instance (someone may wait for it)
         self._committed_partition = False  # ... and appended or compacted
         self._opened = 0.0  # when the open transaction began (time.monotonic)
+        # partitions whose append or compaction in the current block also marked it
+        # delivered: the block is all or nothing, so its delivery is part of the commit.
+        # This needs no commit_held() between a block's append and its delivery: the
+        # worker calls it only before it runs activities, which come before its commit
+        self._marked: dict[int, str] = {}
+        # health rows published in the open transaction, written once at its commit
+        # (every invocation publishes one; a group commit holds several invocations)
+        self._health: dict[int, str] = {}
+        self._health_before: dict[int, str] = {}  # ... as they were when the block began
         self.partitions = self._check_meta(app_name, partitions)
 
     # -- opening -----------------------------------------------------------------------------
@@ -192,10 +201,12 @@ class FolderState:
     #
     # A block of ``group()`` is all or nothing, durable when it ends. Group commit: a
     # driver's invocation (``group(group_commit=True)``) that committed a partition
-    # (append or compact) but finished no instance (a client may wait for that), or
-    # wrote nothing, while more input is waiting, leaves the
+    # (append or compact), or wrote nothing, while more input is waiting, leaves the
     # transaction open for at most ``commit_interval`` seconds, so that the invocations
-    # right after it share one fsync; each later block is a savepoint in it, so a block
+    # right after it share one fsync. An invocation that finished an instance holds it
+    # too: a client waiting for that instance waits at most ``commit_interval`` longer,
+    # and under load (where finishes come in every invocation) committing at each finish
+    # made one fsync per one or two invocations. Each later block is a savepoint in it, so a block
     # that fails rolls back alone. Nothing in an open transaction is visible to clients
     # or other processes (their reads see only what is durable). Any other block (a
     # client's batch, acknowledgements alone), a write outside a block, no input left,
@@ -213,8 +224,10 @@ class FolderState:
                 yield
                 return
             self._grouping = True
-            self._committed_partition = self._wrote = self._finished = False
+            self._committed_partition = self._wrote = False
             self._may_defer = group_commit
+            self._marked.clear()
+            self._health_before = dict(self._health)
             self._savepoint = self._db.in_transaction
             if self._savepoint:
                 self._db.execute("SAVEPOINT block")
@@ -244,26 +257,34 @@ class FolderState:
                 listener(committed)
 
     def _commit(self) -> None:
+        if self._health:
+            self._db.executemany("INSERT OR REPLACE INTO health VALUES (?, ?)",
+                                 list(self._health.items()))
+            self._health.clear()
         self._db.execute("COMMIT")  # with fsync on, the one fsync of the transaction
         self.durable_commits += 1
         self._tell(True)
 
     def _abort(self) -> None:
+        self._marked.clear()
         if not self._db.in_transaction:
+            self._health.clear()
             self._tell(False)
             return  # SQLite already rolled it back (an I/O error): the fence sorts it out
         if self._savepoint:  # keep the blocks before this one
             self._db.execute("ROLLBACK TO block")
             self._db.execute("RELEASE block")
+            self._health = self._health_before
         else:
             self._db.execute("ROLLBACK")
+            self._health.clear()
         self._tell(False)
 
     def _may_wait(self) -> bool:
         """Whether the open transaction may wait for the next invocations' commits."""
         if not self._may_defer or self.commit_interval <= 0:
             return False
-        if self._finished or (self._wrote and not self._committed_partition):
+        if self._wrote and not self._committed_partition:
             return False
         if time.monotonic() - self._opened >= self.commit_interval:
             return False
@@ -277,15 +298,29 @@ class FolderState:
                 self._commit()
                 self._savepoint = False  # a block's later writes begin a new transaction
 
+    def _do(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``work`` as a write: inside a block directly in its transaction (the hot
+        path of every invocation, so without a context manager per call), else as
+        :meth:`_write` does."""
+        with self._mutex:
+            if self._grouping:
+                return work(self._grouped())
+            with self._write() as db:
+                return work(db)
+
+    def _grouped(self) -> sqlite3.Connection:
+        """The connection for a write inside a block, its transaction begun."""
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._opened = time.monotonic()
+        self._wrote = True
+        return self._db
+
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._mutex:
             if self._grouping:
-                if not self._db.in_transaction:
-                    self._db.execute("BEGIN IMMEDIATE")
-                    self._opened = time.monotonic()
-                self._wrote = True
-                yield self._db
+                yield self._grouped()
                 return
             # a write of its own (a client's): durable when it returns, with whatever
             # an open transaction holds
@@ -322,12 +357,12 @@ class FolderState:
     # -- input logs and the sender ------------------------------------------------------------
 
     def send(self, messages: Sequence[Outgoing]) -> None:
+        if not messages:
+            return
         now = self.clock()
-        with self._write() as db:
-            db.executemany(
-                "INSERT INTO inbox (partition, time, data) VALUES (?, ?, ?)",
-                [(m.dest, now, m.data) for m in messages],
-            )
+        rows = [(m.dest, now, m.data) for m in messages]
+        self._do(lambda db: db.executemany(
+            "INSERT INTO inbox (partition, time, data) VALUES (?, ?, ?)", rows))
 
     def append_raw(self, partition: int, data: bytes) -> None:
         """Put any bytes into a partition's input (for poison tests and tools)."""
@@ -344,8 +379,8 @@ class FolderState:
 
     def acknowledge(self, partition: int, refs: Sequence[Hashable]) -> None:
         if refs:
-            with self._write() as db:
-                db.executemany("DELETE FROM inbox WHERE id = ?", [(r,) for r in refs])
+            rows = [(r,) for r in refs]
+            self._do(lambda db: db.executemany("DELETE FROM inbox WHERE id = ?", rows))
 
     def backlog(self, partition: int | None = None) -> int:
         if partition is None:
@@ -399,17 +434,36 @@ class FolderState:
             )
 
     def append(self, partition: int, delta: bytes, expected: str | None) -> str:
-        with self._write() as db:
-            current = self._version(db, partition)
-            self._fence(partition, current, expected)
-            assert current is not None
-            generation, count = current[0], current[1] + 1
-            db.execute("INSERT INTO deltas VALUES (?, ?, ?, ?)",
-                       (partition, generation, count, delta))
-            db.execute("UPDATE snapshots SET deltas = ? WHERE partition = ?", (count, partition))
-            self._committed_partition = True
-            self.partition_commits += 1
-        return f"{generation}.{count}"
+        return self._do(lambda db: self._append(db, partition, delta, expected))
+
+    def _append(self, db: sqlite3.Connection, partition: int, delta: bytes,
+                expected: str | None) -> str:
+        try:
+            generation, count = (int(n) for n in (expected or "").split("."))
+        except ValueError:  # no version (or not one of ours): the fence says what is wrong
+            self._fence(partition, self._version(db, partition), expected)
+            raise StaleSnapshotError(
+                f"partition {partition}: cannot append to version {expected}"
+            ) from None
+        version = f"{generation}.{count + 1}"
+        # the fence and the new head in one statement: it matches only the expected head.
+        # Inside a block the delivered mark goes with it (see _marked)
+        grouped = self._grouping
+        cursor = db.execute(
+            "UPDATE snapshots SET deltas = deltas + 1, delivered = CASE WHEN ? THEN ?"
+            " ELSE delivered END WHERE partition = ? AND generation = ? AND deltas = ?",
+            (grouped, version, partition, generation, count),
+        )
+        if cursor.rowcount != 1:
+            self._fence(partition, self._version(db, partition), expected)
+            raise StaleSnapshotError(f"partition {partition}: version {expected} is stale")
+        db.execute("INSERT INTO deltas VALUES (?, ?, ?, ?)",
+                   (partition, generation, count + 1, delta))
+        if grouped:
+            self._marked[partition] = version
+        self._committed_partition = True
+        self.partition_commits += 1
+        return version
 
     def compact(self, partition: int, base: bytes, expected: str | None) -> str:
         with self._write() as db:
@@ -418,20 +472,28 @@ class FolderState:
             generation = 1 if current is None else current[0] + 1
             db.execute("DELETE FROM deltas WHERE partition = ?", (partition,))
             db.execute("INSERT OR REPLACE INTO bases VALUES (?, ?)", (partition, base))
+            version = f"{generation}.0"
+            delivered = version if self._grouping else None  # see _marked
             db.execute(
-                "INSERT INTO snapshots (partition, generation, deltas) VALUES (?, ?, 0)"
-                " ON CONFLICT (partition) DO UPDATE SET generation = excluded.generation,"
-                " deltas = 0",
-                (partition, generation),
+                "INSERT INTO snapshots (partition, generation, deltas, delivered)"
+                " VALUES (?, ?, 0, ?) ON CONFLICT (partition) DO UPDATE SET"
+                " generation = excluded.generation, deltas = 0,"
+                " delivered = coalesce(excluded.delivered, delivered)",
+                (partition, generation, delivered),
             )
+            if delivered is not None:
+                self._marked[partition] = version
             self._committed_partition = True
             self.partition_commits += 1
-        return f"{generation}.0"
+        return version
 
     def mark_delivered(self, partition: int, version: str) -> None:
-        with self._write() as db:
-            db.execute("UPDATE snapshots SET delivered = ? WHERE partition = ?",
-                       (version, partition))
+        with self._mutex:
+            if self._grouping and self._marked.get(partition) == version:
+                return  # marked by its commit in this block, which lands whole or not at all
+            with self._write() as db:
+                db.execute("UPDATE snapshots SET delivered = ? WHERE partition = ?",
+                           (version, partition))
 
     def dead_letter(self, partition: int, data: bytes, reason: str) -> None:
         with self._write() as db:
@@ -445,25 +507,32 @@ class FolderState:
     # -- the status store ------------------------------------------------------------------------
 
     def publish(self, records: Sequence[StatusRecord], health: PartitionHealth) -> None:
-        with self._write() as db:
-            self._finished |= any(r.status in DONE for r in records)
-            db.executemany(
-                "INSERT INTO status VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id)"
-                " DO UPDATE SET name = excluded.name, status = excluded.status,"
-                " partition = excluded.partition, updated = excluded.updated,"
-                " result = excluded.result, error = excluded.error,"
-                " custom_status = excluded.custom_status"
-                " WHERE excluded.updated >= status.updated OR status.status = 'pending'",
-                [(r.instance_id, r.name, r.status, r.partition, r.created, r.updated,
-                  _json(r.result), _json(r.error), _json(r.custom_status))
-                 for r in records],
-            )
-            # by hand: dataclasses.asdict() copies deeply and costs more than the write
-            fields = {name: getattr(health, name) for name in _HEALTH_FIELDS}
-            db.execute(
-                "INSERT OR REPLACE INTO health VALUES (?, ?)",
-                (health.partition, json.dumps(fields)),
-            )
+        # by hand: dataclasses.asdict() copies deeply and costs more than the write
+        row = json.dumps({name: getattr(health, name) for name in _HEALTH_FIELDS})
+        with self._mutex:
+            if records:
+                self._do(lambda db: self._publish(db, records))
+            if self._grouping:  # written once when the transaction commits
+                self._grouped()
+                self._health[health.partition] = row
+            else:
+                with self._write() as db:
+                    db.execute("INSERT OR REPLACE INTO health VALUES (?, ?)",
+                               (health.partition, row))
+
+    @staticmethod
+    def _publish(db: sqlite3.Connection, records: Sequence[StatusRecord]) -> None:
+        db.executemany(
+            "INSERT INTO status VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id)"
+            " DO UPDATE SET name = excluded.name, status = excluded.status,"
+            " partition = excluded.partition, updated = excluded.updated,"
+            " result = excluded.result, error = excluded.error,"
+            " custom_status = excluded.custom_status"
+            " WHERE excluded.updated >= status.updated OR status.status = 'pending'",
+            [(r.instance_id, r.name, r.status, r.partition, r.created, r.updated,
+              _json(r.result), _json(r.error), _json(r.custom_status))
+             for r in records],
+        )
 
     def put_pending(self, record: StatusRecord) -> bool:
         with self._write() as db:

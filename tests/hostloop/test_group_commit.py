@@ -5,11 +5,15 @@ it returns. (That a crash loses nothing is the kill -9 test's and the crash matr
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+
+import pytest
 
 from hosts.local import LocalHost
 from hosts.local.folder import FolderState
 from reactive.hosting.memory import MemoryStore
+from reactive.hosting.seams import StaleSnapshotError
 from samples.counter.app import CounterKey, IncrementMany
 
 from .harness import Pipeline, app, pipeline_total
@@ -103,3 +107,73 @@ def test_a_store_with_another_flush_is_not_taken_for_group_commit() -> None:
     host.store = OtherFlush()
     host.workers = [host.new_worker(i) for i in range(host.count)]
     assert host.client().perform(Pipeline(tag="t", n=2, delay=1.0)) == pipeline_total(2)
+
+
+def test_instances_finishing_along_the_way_do_not_end_a_held_commit(tmp_path: Path) -> None:
+    """Under load an invocation finishes an instance almost every time; committing at each
+    finish made one fsync per one or two invocations. A waiting client waits at most the
+    commit interval; what the run finished is durable, and visible, when it ends."""
+    host = LocalHost(app, partitions=4, state_dir=tmp_path / "s")
+    assert host.folder is not None
+    host.folder.commit_interval = 3600.0
+    other = FolderState(tmp_path / "s", app.name, driver=False)  # another process's view
+    try:
+        client = host.client()
+        with host.batch():  # instances that finish in different rounds of the driver
+            ids = {client.start(IncrementMany(counter=t, times=t)): t for t in range(1, 7)}
+        before = host.folder.durable_commits
+        host.run()
+        # no activities run and nothing else flushes: the input running out ends it
+        assert host.folder.durable_commits - before == 1
+        for iid, times in ids.items():
+            record = other.get(iid)
+            assert record is not None and record.status == "completed"
+            assert record.result == list(range(1, times + 1))
+    finally:
+        other.close()
+        host.close()
+
+
+def test_a_commit_in_a_block_is_fenced_and_marks_its_delivery_with_it(tmp_path: Path) -> None:
+    """Inside a block the append's fence, the new head and the delivered mark are one
+    statement: a stale append still fails, and a block that fails takes its append, its
+    delivered mark and its health row back with it."""
+    host = LocalHost(app, partitions=2, state_dir=tmp_path / "s")
+    folder = host.folder
+    assert folder is not None
+    try:
+        client = host.client()
+        client.start(IncrementMany(counter=1, times=2))
+        host.run()
+        health = {h.partition: h for h in folder.health()}
+        for p in range(2):
+            stored = folder.load(p)
+            assert stored.version is not None and stored.delivered == stored.version
+            assert health[p].commit == stored.version  # the latest, written at the commit
+        version = folder.load(0).version
+        assert version is not None
+        generation, count = version.split(".")
+        stale = f"{generation}.{int(count) - 1}"
+        with pytest.raises(StaleSnapshotError), folder.group():
+            folder.append(0, b"late", stale)
+        assert folder.load(0).version == version
+
+        class Crash(Exception):
+            pass
+
+        worker = host.workers[0]
+        with pytest.raises(Crash), folder.group():
+            new = folder.append(0, b"lost", version)
+            folder.publish([], dataclasses.replace(health[0], commit=new, number=999))
+            folder.mark_delivered(0, new)
+            raise Crash
+        stored = folder.load(0)
+        assert (stored.version, stored.delivered) == (version, version)
+        assert len(stored.deltas) == int(count)
+        assert {h.partition: h for h in folder.health()}[0] == health[0]
+        worker.forget()  # the store is as before: the partition loads and runs on
+        client.start(IncrementMany(counter=1, times=1))
+        host.run()
+        assert folder.load(0).delivered == folder.load(0).version
+    finally:
+        host.close()
