@@ -275,8 +275,10 @@ class AwsTestHost:
             order = list(range(self.count)) if confirm else sorted(self._dirty)
             self._rng.shuffle(order)
             # the partitions of a round are invoked at once, as the mappings of their
-            # queues would be: the calls to moto overlap
-            busy = any(self._pool.map(self.invoke, order))
+            # queues would be: the calls to moto overlap. Every one is awaited (a bare
+            # any() would stop at the first busy one): a round still running would be
+            # invoked again beside the next one, and could be in flight at quiescence
+            busy = any([*self._pool.map(self.invoke, order)])
             if until is not None and busy and until():
                 return True
             if busy or not confirm:
