@@ -18,11 +18,20 @@ class Host(Protocol):
     schema: Schema
     app_log: logging.Logger  # the application's log lines, for a caller to route
     unhandled: list[str]  # errors nobody awaited, in the order they happened
-    # statistics, counted since the host was made
-    deliveries: int
-    activity_runs: int
-    restores: int
-    duplicates_dropped: int
+
+    # statistics, counted since the host was made (read-only to callers: a host may count
+    # them in attributes or derive them from its invocations' figures)
+    @property
+    def deliveries(self) -> int: ...
+
+    @property
+    def activity_runs(self) -> int: ...
+
+    @property
+    def restores(self) -> int: ...
+
+    @property
+    def duplicates_dropped(self) -> int: ...
 
     @property
     def parts(self) -> Sequence[Partition]:

@@ -1,6 +1,6 @@
 """The scenario suite (its TestSuite startup orchestration) on the AWS host over moto with
 4 partitions: the real partition handler driven as the event source mapping would, on a
-virtual clock (tests/aws/feature_host.py), against what the emulator observes. The local
+virtual clock (hosts/aws/testing.py), against what the emulator observes. The local
 runner's real-time path is covered by the end-to-end tests."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hosts import cli
+from hosts.cli import progress as cli
 from hosts.emulator import Emulator
 from tests.cli import greet_app
 

@@ -217,4 +217,4 @@ def test_the_reader_sees_imports_where_they_are() -> None:
     by_source = {(i.source, i.target): i for i in LIBRARY}
     assert by_source[("reactive.model", "reactive.context")].typing_only
     assert not by_source[("reactive.core.partition", "reactive.schema")].typing_only
-    assert any(i.source == "hosts.cli" and i.target == "reactive" for i in HOSTS)
+    assert any(i.source == "hosts.cli.run" and i.target == "reactive" for i in HOSTS)

@@ -15,6 +15,7 @@ from hosts.emulator import Emulator, Faults
 from hosts.local import LocalHost, VirtualClock
 from reactive import Affinity, App
 from reactive.core.partition import Partition
+from reactive.hosting import Host
 
 T = TypeVar("T")
 
@@ -23,7 +24,8 @@ FAULT_SEEDS = (1, 2, 3)
 OTHER_HOSTS = tuple(h for h in os.environ.get("REACTIVE_FEATURE_HOSTS", "local,folder,aws,azure")
                     .split(",") if h)
 # hosts made by a factory of their own: kind -> "module:function(app, partitions, seed)",
-# a context manager yielding the host (imported on first use)
+# a context manager yielding the host (imported on first use): the library's test hosts
+# (hosts/aws/testing.py, hosts/azure/testing.py) on the services the fixtures start
 HOST_FACTORIES = {
     "aws": "tests.aws.feature_host:aws_host",
     "azure": "tests.azure.feature_host:azure_host",
@@ -31,9 +33,10 @@ HOST_FACTORIES = {
 
 
 @contextlib.contextmanager
-def local_host(kind: str, app: App, partitions: int, seed: int) -> Iterator[LocalHost]:
+def local_host(kind: str, app: App, partitions: int, seed: int) -> Iterator[Host]:
     """A LocalHost on a virtual clock, in memory (``local``) or in a temporary folder; or
-    the host a factory in HOST_FACTORIES makes (imported only when asked for)."""
+    the host a factory in HOST_FACTORIES makes (imported only when asked for). Each
+    implements the one host interface."""
     if kind in HOST_FACTORIES:
         module, _, name = HOST_FACTORIES[kind].partition(":")
         with getattr(importlib.import_module(module), name)(app, partitions, seed) as other:

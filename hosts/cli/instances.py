@@ -1,11 +1,11 @@
-"""Operating an application from the command line: ``reactive serve`` and the instance
-commands (``status``, ``list``, ``history``, ``raise-event``, ``terminate``, ``purge``).
+"""The instance commands (``status``, ``list --url/--state``, ``history``, ``raise-event``,
+``terminate``, ``purge``).
 
-The instance commands talk to a server (``--url URL``, through the HTTP API) or to a state
-folder (``--state DIR``, through the local host's status store and client). Both answer
-with the API's JSON shapes, so the output is the same either way. Misuse (an unknown
-instance, bad JSON, an unreachable server, a missing option) prints one line on stderr and
-exits with status 2.
+They talk to a server (``--url URL``, through the HTTP API) or to a state folder
+(``--state DIR``, through the local host's status store and client). Both answer with the
+API's JSON shapes, so the output is the same either way. Misuse (an unknown instance, bad
+JSON, an unreachable server, a missing option) prints one line on stderr and exits with
+status 2.
 """
 
 from __future__ import annotations
@@ -15,43 +15,29 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
 
-from hosts.cli import (
-    USAGE_ERROR,
-    CliError,
-    _compile,
-    _positive_int,
-    load_app,
-    read_json_option,
-)
-from hosts.http import create_app, follow_commits
-from hosts.http.live import local_inspector
-from hosts.local import FolderError, FolderState, LocalHost
+from hosts.cli.apps import compile_app, load_app, read_json_option
+from hosts.cli.errors import USAGE_ERROR, CliError
+from hosts.cli.parser import API_KEY_ENV
+from hosts.cli.wording import one_line, shorten
+from hosts.http import create_app
+from hosts.local import FolderError, FolderState
 from reactive import App
 from reactive.hosting import Schema
 from reactive.hosting.client import SeamClient
 
-API_KEY_ENV = "REACTIVE_API_KEY"
-API_KEY_FILE = "api-key"
-DEFAULT_PORT = 8080
 HTTP_TIMEOUT = 30.0
-KEEP_ALIVE = 75  # seconds an idle connection stays open (long polls, clients' pools)
 SERVER_ERROR = 1
 RESULT_WIDTH = 120
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 # -- where the commands go: a server or a folder ---------------------------------------------
@@ -89,7 +75,7 @@ class RemoteBackend:
         except httpx.TimeoutException:
             raise CliError(f"{self.url} did not answer in time", SERVER_ERROR) from None
         except httpx.HTTPError as exc:
-            raise CliError(f"cannot reach {self.url}: {_one_line(str(exc))}") from None
+            raise CliError(f"cannot reach {self.url}: {one_line(str(exc))}") from None
         try:
             body = response.json()
         except ValueError:
@@ -211,7 +197,7 @@ def _open_folder(args: argparse.Namespace) -> LocalBackend:
     if not state.is_dir():
         raise CliError(f"--state {args.state}: no such folder")
     app = load_app(args.app) if args.app else App(_folder_app_name(state))
-    schema = _compile(app)
+    schema = compile_app(app)
     try:
         folder = FolderState(state, app.name, driver=False)
     except FolderError as exc:
@@ -240,16 +226,12 @@ def _backend(args: argparse.Namespace) -> Iterator[Backend]:
 # -- output ----------------------------------------------------------------------------------
 
 
-def _shorten(text: str, width: int = RESULT_WIDTH) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
 def _outcome(item: dict[str, Any]) -> str:
     if item.get("status") == "completed":
-        return _shorten(json.dumps(item.get("result"), ensure_ascii=False))
+        return shorten(json.dumps(item.get("result"), ensure_ascii=False), RESULT_WIDTH)
     error = item.get("error")
     if isinstance(error, dict):
-        return _shorten(str(error.get("text") or error.get("message") or ""))
+        return shorten(str(error.get("text") or error.get("message") or ""), RESULT_WIDTH)
     return ""
 
 
@@ -381,250 +363,3 @@ def cmd_purge(args: argparse.Namespace) -> int:
         backend.purge(args.instance_id)
     print(f"purged {args.instance_id}")
     return 0
-
-
-# -- serve -----------------------------------------------------------------------------------
-
-
-def _api_key(state: Path) -> tuple[str, str]:
-    """The key and where it came from: the environment, the folder, or new (then kept in
-    the folder, readable by its owner only, so that a restart keeps it)."""
-    from_env = os.environ.get(API_KEY_ENV)
-    if from_env:
-        return from_env, f"from {API_KEY_ENV}"
-    path = state / API_KEY_FILE
-    try:
-        kept = path.read_text().strip()
-    except FileNotFoundError:
-        kept = ""
-    if kept:
-        return kept, f"from {path}"
-    key = secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
-    return key, f"new, kept in {path}"
-
-
-def _bind(port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # accepted connections inherit it: uvicorn's copy of a passed socket loses the protocol
-    # number that asyncio checks before setting TCP_NODELAY itself, and without it every
-    # response waits for a delayed ACK (about 40 ms)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind(("127.0.0.1", port))
-    except OSError as exc:
-        sock.close()
-        raise CliError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
-    sock.listen(2048)
-    return sock
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    if args.host == "aws-local":
-        from hosts.aws.local import cli_serve
-
-        served: int = cli_serve(args)
-        return served
-    if args.host == "azure-local":
-        from hosts.azure.local import serve_command
-
-        app = load_app(args.app)
-        _compile(app)
-        azure: int = serve_command(app, args.partitions or 4, port=args.port)
-        return azure
-    if args.state is None:
-        raise CliError("serve --host local needs --state DIR (the state folder)")
-    app = load_app(args.app)
-    _compile(app)
-    state = Path(args.state)
-    if state.exists() and not state.is_dir():
-        raise CliError(f"--state {args.state} is a file, not a folder")
-    sock = _bind(args.port)
-    try:
-        host = LocalHost(app, partitions=args.partitions, state_dir=state)
-    except FolderError as exc:
-        sock.close()
-        raise CliError(str(exc)) from None
-    try:
-        if args.no_auth_loopback:
-            key, origin = None, ""
-        else:
-            key, origin = _api_key(state)
-        host.start_background()  # before client(): a driven host's client does not drive
-        history, describe = local_inspector(host)
-        api = create_app(host.schema, host.client(), host.status, api_key=key,
-                         history=history, describe=describe, batch=host.batch,
-                         backlog=host.inbox.backlog, submit=host.submit)
-        follow_commits(api, host.status, host.on_commit)
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        print(f"serving {app.name} ({host.count} partitions, state in {state}) at {url}/",
-              flush=True)
-        if key is None:
-            print("API key: none (--no-auth-loopback: loopback peers only)", flush=True)
-        else:
-            print(f"API key: {key} ({origin})", flush=True)
-            print(f"dashboard: {url}/#key={key}", flush=True)
-        config = uvicorn.Config(
-            api, log_level="warning" if args.quiet else "info", lifespan="off",
-            timeout_graceful_shutdown=5, timeout_keep_alive=KEEP_ALIVE,
-        )
-        uvicorn.Server(config).run(sockets=[sock])
-    finally:
-        host.close()
-        sock.close()
-    return 0
-
-
-# -- the parser ------------------------------------------------------------------------------
-
-
-def _one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Make argparse report misuse as one line (no usage block) with status 2."""
-
-    def error(message: str) -> NoReturn:
-        sys.stderr.write(f"{parser.prog}: error: {_one_line(message)}\n")
-        sys.exit(USAGE_ERROR)
-
-    parser.error = error  # type: ignore[method-assign]
-    return parser
-
-
-def _where() -> argparse.ArgumentParser:
-    where = argparse.ArgumentParser(add_help=False)
-    group = where.add_argument_group("where the instances are")
-    group.add_argument("--url", metavar="URL", help="a server's address (reactive serve)")
-    group.add_argument(
-        "--api-key", metavar="KEY", help=f"the server's API key (default: ${API_KEY_ENV})"
-    )
-    group.add_argument("--state", metavar="DIR", help="a state folder")
-    group.add_argument(
-        "--app", metavar="MODULE:APP",
-        help="with --state: the application (optional: instance commands need no classes)",
-    )
-    group.add_argument("--json", action="store_true", help="print the API's JSON")
-    return where
-
-
-def add_ops_commands(commands: Any) -> None:
-    """Register ``serve`` and the instance commands on the ``reactive`` parser's
-    subcommands; ``list`` lists instances when given ``--url`` or ``--state``."""
-    where = _where()
-
-    def add(name: str, handler: Callable[[argparse.Namespace], int], **kwargs: Any) -> Any:
-        parser = commands.add_parser(name, **kwargs)
-        parser.set_defaults(handler=handler)
-        return _one_line_errors(parser)
-
-    serve = add(
-        "serve", cmd_serve,
-        help="serve the HTTP API and dashboard over a durable state folder",
-        description="Drive the application's partitions in the background and serve the "
-        "HTTP API and the dashboard on 127.0.0.1. Prints the URL and the API key.",
-    )
-    serve.add_argument("app", metavar="MODULE:APP", help="module and App attribute")
-    serve.add_argument(
-        "--host", choices=("local", "aws-local", "azure-local"), default="local",
-        help="local (default): a durable state folder; aws-local: SQS and S3 on a local "
-        "endpoint (moto); azure-local: Event Hubs and Blob Storage (Azurite, the stand-in)",
-    )
-    serve.add_argument("--state", metavar="DIR", help="the state folder (--host local)")
-    serve.add_argument(
-        "--endpoint-url", metavar="URL",
-        help="aws-local: the AWS endpoint (default: AWS_ENDPOINT_URL)",
-    )
-    serve.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, metavar="P",
-        help=f"default: {DEFAULT_PORT}; 0 picks a free port",
-    )
-    serve.add_argument(
-        "--partitions", type=_positive_int, metavar="N",
-        help="for a new folder (default: 4); a folder keeps its own count",
-    )
-    serve.add_argument(
-        "--no-auth-loopback", action="store_true",
-        help="serve without an API key (loopback peers only)",
-    )
-    serve.add_argument("--quiet", "-q", action="store_true", help="no request log lines")
-
-    status = add("status", cmd_status, parents=[where], help="an instance's status")
-    status.add_argument("instance_id", metavar="ID")
-
-    history = add(
-        "history", cmd_history, parents=[where], help="an instance's history rows"
-    )
-    history.add_argument("instance_id", metavar="ID")
-
-    raise_event = add(
-        "raise-event", cmd_raise_event, parents=[where],
-        help="deliver an external event to an instance",
-    )
-    raise_event.add_argument("instance_id", metavar="ID")
-    raise_event.add_argument("name", metavar="NAME", help="the event name it waits for")
-    raise_event.add_argument(
-        "--value", metavar="JSON", help="the event's value as JSON, or @FILE (default: null)"
-    )
-    raise_event.add_argument(
-        "--request-id", metavar="RID", help="makes a retried command deliver the event once"
-    )
-
-    terminate = add("terminate", cmd_terminate, parents=[where], help="stop an instance")
-    terminate.add_argument("instance_id", metavar="ID")
-    terminate.add_argument("--reason", default="", metavar="TEXT")
-
-    purge = add("purge", cmd_purge, parents=[where], help="forget a finished instance")
-    purge.add_argument("instance_id", metavar="ID")
-
-    _extend_list(commands.choices["list"], where)
-
-
-def _extend_list(listing: argparse.ArgumentParser, where: argparse.ArgumentParser) -> None:
-    """``reactive list MODULE:APP`` lists an application's operations; with ``--url`` or
-    ``--state`` it lists instances instead."""
-    for action in listing._actions:
-        if action.dest == "app":
-            action.nargs = "?"
-            action.default = None
-            action.help = (action.help or "") + " (not needed with --url or --state)"
-    for group in where._action_groups:
-        for action in group._group_actions:
-            if action.dest != "app":  # the positional MODULE:APP names the application
-                listing._add_action(action)
-    listing.add_argument(
-        "--status", choices=("pending", "running", "completed", "failed", "terminated")
-    )
-    listing.add_argument("--name", metavar="NAME", help="orchestration name")
-    listing.add_argument("--since", metavar="TIME", help="created at or after (ISO-8601)")
-    listing.add_argument("--until", metavar="TIME", help="created before (ISO-8601)")
-    listing.add_argument("--limit", type=_positive_int, default=100, metavar="N")
-    listing.add_argument("--cursor", metavar="ID", help="the next page, as printed")
-    operations = listing.get_default("handler")
-
-    def dispatch(args: argparse.Namespace) -> int:
-        if args.url or args.state:
-            return cmd_list_instances(args)
-        if args.app is None:
-            raise CliError(
-                "list: give MODULE:APP (its operations) or --url / --state (its instances)"
-            )
-        result: int = operations(args)
-        return result
-
-    listing.set_defaults(handler=dispatch)
-    _one_line_errors(listing)
-
-
-def main(argv: Sequence[str] | None = None) -> int:  # for `python -m hosts.ops_cli`
-    from hosts.cli import main as cli_main
-
-    return cli_main(argv)
-
-
-__all__ = ["add_ops_commands", "main"]
-
-if __name__ == "__main__":
-    sys.exit(main())
