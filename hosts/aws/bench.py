@@ -38,10 +38,13 @@ from hosts.aws.config import AwsConfig
 from hosts.aws.handler import AwsHost
 from hosts.aws.local import LocalRunner
 from hosts.aws.provision import provision
+from hosts.aws.sender import SqsSender
+from hosts.aws.status import S3StatusStore
 from hosts.bench import workloads as w
-from reactive import App
+from reactive import App, Orchestration
 from reactive.hosting import requests
 from reactive.hosting.client import SeamClient
+from reactive.hosting.seams import Outgoing, StatusRecord
 
 
 class CallMeter:
@@ -98,6 +101,34 @@ class CallMeter:
             self.calls, self.busy, self.operations = 0, 0.0, {}
             if self._inflight:
                 self._since = time.perf_counter()
+
+
+class BatchingClient(SeamClient):
+    """The deployment's client; inside :meth:`AwsLocalHost.batch` its starts are
+    buffered and submitted together."""
+
+    def __init__(self, bench: AwsLocalHost, poll: float) -> None:
+        config = bench.config
+        self.statuses = S3StatusStore(config)
+        super().__init__(bench.host.schema, config.partitions, SqsSender(config),
+                         self.statuses, epoch=config.epoch, poll=poll)
+        self.bench = bench
+
+    def start(self, orchestration: Orchestration[Any], instance_id: str | None = None) -> str:
+        if self.bench.buffer is None:
+            return super().start(orchestration, instance_id)
+        name = self.schema.info(orchestration).name
+        iid = instance_id or requests.new_id()
+        out = requests.start(self.schema, self.partitions, self.epoch, iid, orchestration)
+        now = self.clock()
+        self.bench.buffer.append((StatusRecord(iid, name, "pending", out.dest, now, now), out))
+        return iid
+
+    def submit(self, buffered: Sequence[tuple[StatusRecord, Outgoing]]) -> None:
+        """Pending records of a batch of starts (a LIST or two per partition, the creates
+        in parallel), then their messages (ten to a request)."""
+        self.statuses.put_pending_all([record for record, _ in buffered])
+        self.sender.send([out for _, out in buffered])
 
 
 def _free_port() -> int:
@@ -161,7 +192,8 @@ class AwsLocalHost:
         self.runner = self.new_runner().start()
         names = [self.config.partition_queue(p) for p in range(partitions)]
         self._urls = [self.config.queue_url(q) for q in [*names, self.config.ingress_queue]]
-        self._client: SeamClient | None = None
+        self._client: BatchingClient | None = None
+        self.buffer: list[tuple[StatusRecord, Outgoing]] | None = None
 
     def new_runner(self) -> LocalRunner:
         return LocalRunner(self.host, partition_pollers=self.pollers,
@@ -169,8 +201,21 @@ class AwsLocalHost:
 
     def client(self) -> SeamClient:
         if self._client is None:
-            self._client = self.host.client(poll=0.02)
+            self._client = BatchingClient(self, poll=0.02)
         return self._client
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Starts made inside are submitted together when it ends (the bench's hook for
+        submitting a workload as one batch, as a client posting many starts would)."""
+        self.buffer = []
+        try:
+            yield
+        finally:
+            buffered, self.buffer = self.buffer, None
+            self.client()
+            assert self._client is not None
+            self._client.submit(buffered)
 
     def _idle(self) -> bool:
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
