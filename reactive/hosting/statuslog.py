@@ -17,10 +17,12 @@ Each partition keeps, under ``<root>p<partition>/``:
 and, under ``<root>i/p<partition>/<id>/`` (apart, so that the partition's LIST above stays
 as short as one fold's worth of segments however many starts wait):
 
-- ``w/<token>``: a client's ``pending`` record (a start submitted, not yet processed),
-  superseded by any committed record and deleted by the fold that covers one. The token
-  makes each one a new object, so that it is immutable too (an id may be started again
-  after a purge); of several, the earliest counts.
+- ``w/<created>_<token>``: a client's ``pending`` record (a start submitted, not yet
+  processed), superseded by any committed record and deleted by the fold that covers
+  one. The token makes each one a new object, so that it is immutable too (an id may be
+  started again after a purge); of several, the earliest counts. Its creation time
+  (``float.hex``) is in the key: a reader that has the committed record, which takes the
+  creation time of the earliest pending one, needs no GET.
 - ``t/<n>``: a purge *tombstone*: records of that instance from commits up to ``n`` are
   gone; the first fold that rewrites the instance's shard drops them from the index, and
   the next one deletes the tombstone.
@@ -214,8 +216,9 @@ class LogStatusStore:
     def _id_prefix(self, partition: int, instance_id: str) -> str:
         return f"{self._ids_prefix(partition)}{_hex(instance_id)}/"
 
-    def _pending_key(self, partition: int, instance_id: str) -> str:
-        return f"{self._id_prefix(partition, instance_id)}w/{uuid.uuid4().hex[:12]}"
+    def _pending_key(self, partition: int, record: StatusRecord) -> str:
+        return (f"{self._id_prefix(partition, record.instance_id)}w/"
+                f"{float(record.created).hex()}_{uuid.uuid4().hex[:12]}")
 
     def _tombstone_key(self, partition: int, instance_id: str, n: int) -> str:
         return f"{self._id_prefix(partition, instance_id)}t/{_fixed(n)}"
@@ -347,10 +350,12 @@ class LogStatusStore:
         return found
 
     def _pending(self, keys: list[str]) -> StatusRecord:
-        """The earliest of an instance's pending records."""
+        """The earliest of an instance's pending records (read are only those created
+        first, by their keys)."""
         def decode(data: bytes) -> StatusRecord:
             return StatusRecord(**json.loads(data))
-        found = [self._immutable(key, decode) for key in keys]
+        first = _created(keys)
+        found = [self._immutable(key, decode) for key in keys if _key_created(key) == first]
         return min(found, key=lambda r: (r.created, r.updated))  # type: ignore[no-any-return]
 
     def _with_pending(
@@ -358,17 +363,19 @@ class LogStatusStore:
     ) -> dict[str, StatusRecord]:
         """Committed records, their creation time taken from a pending record still
         around, and the pending records of instances with none committed."""
-        hexids = [h for h in view.pending if only is None or h == _hex(only)]
-        pending = dict(zip(hexids, self._pool.map(lambda h: self._pending(view.pending[h]),
-                                                  hexids), strict=True))
         out = {iid: record for iid, (_, record) in found.items()}
-        for record in pending.values():
-            known = out.get(record.instance_id)
+        hexids = [h for h in view.pending if only is None or h == _hex(only)]
+        unknown = []
+        for hexid in hexids:
+            iid = _unhex(hexid)
+            known = out.get(iid)
             if known is None:
-                out[record.instance_id] = record  # a tombstone's purge deleted the older
+                unknown.append(hexid)  # a tombstone's purge deleted the older
             else:
-                out[record.instance_id] = replace(known,
-                                                  created=min(known.created, record.created))
+                out[iid] = replace(known, created=min(known.created,
+                                                      _created(view.pending[hexid])))
+        for record in self._pool.map(lambda h: self._pending(view.pending[h]), unknown):
+            out[record.instance_id] = record
         return out
 
     # -- the StatusStore seam: reads -------------------------------------------------------
@@ -437,7 +444,7 @@ class LogStatusStore:
                 if record.instance_id in known[partition]:
                     return False
                 known[partition].add(record.instance_id)  # the same id twice in a call
-            key = self._pending_key(partition, record.instance_id)
+            key = self._pending_key(partition, record)
             return self.objects.create(key, _dumps(asdict(replace(record,
                                                                   partition=partition))))
 
@@ -535,11 +542,7 @@ class LogStatusStore:
         committed = {_hex(iid) for c in changes.values() for iid, (n, _) in c.items()
                      if view.tombstones.get(_hex(iid), 0) < n}
         folded_pending = [h for h in view.pending if h in committed]
-        try:
-            created: dict[str, StatusRecord] = dict(zip(folded_pending, self._pool.map(
-                lambda h: self._pending(view.pending[h]), folded_pending), strict=True))
-        except _Missing:
-            return False  # another writer is folding these
+        created = {h: _created(view.pending[h]) for h in folded_pending}
         old_keys: dict[str, str] = manifest["keys"]
         new_keys = dict(old_keys)
         written: list[str] = []
@@ -554,9 +557,8 @@ class LogStatusStore:
                 hexid = _hex(iid)
                 if hexid in created:
                     n, record = merged[iid]
-                    first = created[hexid]
                     merged[iid] = (n, replace(record, created=min(record.created,
-                                                                  first.created)))
+                                                                  created[hexid])))
             data = _dumps({iid: [n, asdict(r)] for iid, (n, r) in sorted(merged.items())})
             key = self._shard_key(partition, shard, upto)
             if not self.objects.create(key, data):
@@ -593,6 +595,16 @@ class LogStatusStore:
         )
         self.objects.delete(garbage)
         return True
+
+
+def _key_created(key: str) -> float:
+    """The creation time a pending record's key holds."""
+    return float.fromhex(key.rsplit("/", 1)[1].partition("_")[0])
+
+
+def _created(keys: Sequence[str]) -> float:
+    """The creation time of the earliest of an instance's pending records."""
+    return min(_key_created(key) for key in keys)
 
 
 def _unpurged(found: dict[str, Entry], tombstones: dict[str, int]) -> dict[str, Entry]:

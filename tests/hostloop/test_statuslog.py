@@ -28,6 +28,7 @@ class MemoryObjects:
         self.creates = 0
         self.lists = 0
         self.reads = 0
+        self.read_keys: list[str] = []
         self.on_list: Callable[[], object] | None = None
 
     def create(self, key: str, data: bytes) -> bool:
@@ -41,6 +42,7 @@ class MemoryObjects:
     def read(self, key: str) -> bytes | None:
         with self.lock:
             self.reads += 1
+            self.read_keys.append(key)
             return self.data.get(key)
 
     def list_keys(self, prefix: str) -> list[str]:
@@ -247,6 +249,21 @@ def test_a_pending_record_is_folded_away_keeping_its_creation_time(
     assert objects.under("/w/") == []
     got = store.get(iid)
     assert got is not None and (got.status, got.created) == ("completed", 0.25)
+
+
+def test_a_committed_instance_is_read_without_its_pending_record(
+    objects: MemoryObjects,
+) -> None:
+    """The pending record's creation time is in its key: until a fold deletes it, a
+    status read of the committed instance costs no GET of it."""
+    store = make(objects, fold_every=1000)
+    (iid,) = ids_on(0, 1)
+    assert store.put_pending(rec(iid, "pending", 0.25))
+    Writer(store, 0).commit(rec(iid, "running", 1.0))
+    got = make(objects).get(iid)  # another process: nothing cached
+    assert got is not None and (got.status, got.created) == ("running", 0.25)
+    assert len(objects.under("/w/")) == 1
+    assert [k for k in objects.read_keys if "/w/" in k] == []
 
 
 def test_a_reader_racing_a_fold_sees_every_status(objects: MemoryObjects) -> None:
