@@ -103,6 +103,9 @@ class CallMeter:
                 self._since = time.perf_counter()
 
 
+QUIET = 0.2  # seconds without an invocation before the bench host asks the queues
+
+
 class BatchingClient(SeamClient):
     """The deployment's client; inside :meth:`AwsLocalHost.batch` its starts are
     buffered and submitted together."""
@@ -227,16 +230,27 @@ class AwsLocalHost:
         return True
 
     def run(self, until: Callable[[], bool] | None = None, timeout: float = 1800.0) -> bool:
-        """Wait until ``until()`` holds, or (without it) until every queue is empty."""
+        """Wait until ``until()`` holds, or (without it) until every queue is empty. The
+        queues are asked only once the runner has been quiet for ``QUIET`` seconds: each
+        question is five requests to the server the host is measured on."""
         deadline = time.monotonic() + timeout
-        idle = 0
+        idle, seen, quiet_since = 0, -1, time.monotonic()
         while time.monotonic() < deadline:
-            if until is not None and until():
-                return True
-            idle = idle + 1 if self._idle() else 0
-            if until is None and idle >= 2:
-                return True
-            time.sleep(0.1)
+            if until is not None:
+                if until():
+                    return True
+                time.sleep(0.1)
+                continue
+            now = time.monotonic()
+            if self.runner.active or self.runner.invocations != seen:
+                idle, seen, quiet_since = 0, self.runner.invocations, now
+            elif now - quiet_since >= QUIET:
+                idle = idle + 1 if self._idle() else 0
+                if idle >= 2:
+                    return True
+                if not idle:  # messages waiting (delayed ones, say): ask again later
+                    quiet_since = now
+            time.sleep(0.02)
         return False
 
     def close(self) -> None:

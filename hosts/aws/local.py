@@ -126,6 +126,7 @@ class LocalRunner:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.invocations = 0
+        self.active = 0  # invocations under way
         self.errors = 0
         self._count_lock = threading.Lock()
         self.region = self.config.region or self.config.sqs.meta.region_name
@@ -202,6 +203,7 @@ class LocalRunner:
         event = {"Records": [lambda_record(m, arn, self.region) for m in batch]}
         with self._count_lock:
             self.invocations += 1
+            self.active += 1
         try:
             response = mapping.handler(event, FakeContext(mapping.timeout))
             failed = {str(f["itemIdentifier"]) for f in response.get("batchItemFailures", [])}
@@ -210,6 +212,9 @@ class LocalRunner:
             with self._count_lock:
                 self.errors += 1
             failed = {m["MessageId"] for m in batch}
+        finally:
+            with self._count_lock:
+                self.active -= 1
         done = [m for m in batch if m["MessageId"] not in failed]
         back = [m for m in batch if m["MessageId"] in failed]
         for start in range(0, len(done), 10):
