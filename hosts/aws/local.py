@@ -34,6 +34,7 @@ from hosts.aws.provision import provision
 from reactive import App
 
 log = logging.getLogger("reactive.aws.local")
+RECEIVE_MAX = 10  # messages one ReceiveMessage returns at most
 SCHEDULE_INTERVAL = 10.0  # seconds between schedule ticks (the template: a minute)
 
 Handler = Callable[[dict[str, Any], Any], Mapping[str, Any]]
@@ -172,7 +173,7 @@ class LocalRunner:
 
     def _receive(self, sqs: Any, url: str, count: int, wait: int) -> list[dict[str, Any]]:
         response = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=min(10, count), WaitTimeSeconds=wait,
+            QueueUrl=url, MaxNumberOfMessages=min(RECEIVE_MAX, count), WaitTimeSeconds=wait,
             AttributeNames=["All"], MessageAttributeNames=["All"],
         )
         messages: list[dict[str, Any]] = response.get("Messages", [])
@@ -186,10 +187,12 @@ class LocalRunner:
                 if not batch:
                     continue
                 window_end = time.monotonic() + mapping.batching_window
-                while len(batch) < mapping.batch_size and time.monotonic() < window_end:
+                more = batch
+                # a receive that came back short found the queue drained: asking again
+                # would cost a request (an expensive one on moto) to learn nothing
+                while (len(more) == RECEIVE_MAX and len(batch) < mapping.batch_size
+                       and time.monotonic() < window_end):
                     more = self._receive(sqs, url, mapping.batch_size - len(batch), 0)
-                    if not more:
-                        break
                     batch.extend(more)
                 self.invoke(sqs, mapping, url, arn, batch)
             except Exception:
