@@ -38,10 +38,13 @@ from hosts.aws.config import AwsConfig
 from hosts.aws.handler import AwsHost
 from hosts.aws.local import LocalRunner
 from hosts.aws.provision import provision
+from hosts.aws.sender import SqsSender
+from hosts.aws.status import S3StatusStore
 from hosts.bench import workloads as w
-from reactive import App
+from reactive import App, Orchestration
 from reactive.hosting import requests
 from reactive.hosting.client import SeamClient
+from reactive.hosting.seams import Outgoing, StatusRecord
 
 
 class CallMeter:
@@ -49,7 +52,8 @@ class CallMeter:
     plays the client) and the wall time during which at least one was in flight; long
     polls that wait for messages are left out of both."""
 
-    def __init__(self) -> None:
+    def __init__(self, client_too: bool = False) -> None:
+        self.client_too = client_too  # count the main thread's calls as well
         self.calls = 0
         self.busy = 0.0
         self.operations: dict[str, int] = {}
@@ -63,7 +67,8 @@ class CallMeter:
         meter = self
 
         def metered(client: Any, operation: str, params: Any) -> Any:
-            if threading.current_thread() is threading.main_thread() or (
+            main = threading.current_thread() is threading.main_thread()
+            if (main and not meter.client_too) or (
                 operation == "ReceiveMessage" and params.get("WaitTimeSeconds")
             ):
                 return original(client, operation, params)
@@ -98,6 +103,37 @@ class CallMeter:
             self.calls, self.busy, self.operations = 0, 0.0, {}
             if self._inflight:
                 self._since = time.perf_counter()
+
+
+QUIET = 0.2  # seconds without an invocation before the bench host asks the queues
+
+
+class BatchingClient(SeamClient):
+    """The deployment's client; inside :meth:`AwsLocalHost.batch` its starts are
+    buffered and submitted together."""
+
+    def __init__(self, bench: AwsLocalHost, poll: float) -> None:
+        config = bench.config
+        self.statuses = S3StatusStore(config)
+        super().__init__(bench.host.schema, config.partitions, SqsSender(config),
+                         self.statuses, epoch=config.epoch, poll=poll)
+        self.bench = bench
+
+    def start(self, orchestration: Orchestration[Any], instance_id: str | None = None) -> str:
+        if self.bench.buffer is None:
+            return super().start(orchestration, instance_id)
+        name = self.schema.info(orchestration).name
+        iid = instance_id or requests.new_id()
+        out = requests.start(self.schema, self.partitions, self.epoch, iid, orchestration)
+        now = self.clock()
+        self.bench.buffer.append((StatusRecord(iid, name, "pending", out.dest, now, now), out))
+        return iid
+
+    def submit(self, buffered: Sequence[tuple[StatusRecord, Outgoing]]) -> None:
+        """Pending records of a batch of starts (a LIST or two per partition, the creates
+        in parallel), then their messages (ten to a request)."""
+        self.statuses.put_pending_all([record for record, _ in buffered])
+        self.sender.send([out for _, out in buffered])
 
 
 def _free_port() -> int:
@@ -145,12 +181,48 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class Window:
+    """What a stretch of a bench run cost: wall and CPU time, moto calls and their busy
+    time, from :meth:`open` to :meth:`close`."""
+
+    def __init__(self, meter: CallMeter, moto_pid: int | None) -> None:
+        self.meter, self.moto_pid = meter, moto_pid
+        self.figures: dict[str, float] | None = None  # of the last window closed
+        self._start: tuple[float, float, float, float] | None = None
+
+    def open(self) -> None:
+        self.meter.reset()
+        self.figures = None
+        self._start = (time.perf_counter(), time.process_time(), time.thread_time(),
+                       process_cpu(self.moto_pid or -1))
+
+    def close(self, n: int) -> None:
+        if self._start is None:
+            return
+        wall, cpu, main, moto = self._start
+        seconds = time.perf_counter() - wall
+        host_cpu = (time.process_time() - cpu) - (time.thread_time() - main)
+        self.figures = {
+            "window_s": round(seconds, 3),
+            "moto_busy_share": round(self.meter.busy / seconds, 3),
+            "host_cpu_ms_per_item": round(1000 * host_cpu / n, 3),
+            "moto_cpu_ms_per_item": round(
+                1000 * (process_cpu(self.moto_pid or -1) - moto) / n, 3),
+            "moto_calls_per_item": round(self.meter.calls / n, 2),
+            **{f"{op}_per_item": round(count / n, 2)
+               for op, count in sorted(self.meter.operations.items())},
+        }
+        self._start = None
+
+
 class AwsLocalHost:
     """A deployment on an endpoint with its local runner; the bench's host shape."""
 
     def __init__(self, app: App, partitions: int, endpoint: str, pollers: int = 1,
-                 batch_size: int = 100) -> None:
+                 batch_size: int = 100, window: Window | None = None) -> None:
         self.pollers, self.batch_size = pollers, batch_size
+        self.window = window
+        self._submitted = 0
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
         stem = f"bench{uuid.uuid4().hex[:8]}"
@@ -161,7 +233,8 @@ class AwsLocalHost:
         self.runner = self.new_runner().start()
         names = [self.config.partition_queue(p) for p in range(partitions)]
         self._urls = [self.config.queue_url(q) for q in [*names, self.config.ingress_queue]]
-        self._client: SeamClient | None = None
+        self._client: BatchingClient | None = None
+        self.buffer: list[tuple[StatusRecord, Outgoing]] | None = None
 
     def new_runner(self) -> LocalRunner:
         return LocalRunner(self.host, partition_pollers=self.pollers,
@@ -169,8 +242,30 @@ class AwsLocalHost:
 
     def client(self) -> SeamClient:
         if self._client is None:
-            self._client = self.host.client(poll=0.02)
+            self._client = BatchingClient(self, poll=0.02)
         return self._client
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Starts made inside are submitted together when it ends (the bench's hook for
+        submitting a workload as one batch, as a client posting many starts would)."""
+        if self.window is not None:
+            self.window.open()
+        self.buffer = []
+        try:
+            yield
+        finally:
+            buffered, self.buffer = self.buffer, None
+            self._submitted = len(buffered)
+            self.client()
+            assert self._client is not None
+            self._client.submit(buffered)
+
+    def measurements(self) -> dict[str, float]:
+        """The figures of the last batch, from its submission until the queues were
+        empty (the bench runner's hook: it reports them beside its own)."""
+        figures = None if self.window is None else self.window.figures
+        return {} if figures is None else dict(figures)
 
     def _idle(self) -> bool:
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
@@ -182,16 +277,30 @@ class AwsLocalHost:
         return True
 
     def run(self, until: Callable[[], bool] | None = None, timeout: float = 1800.0) -> bool:
-        """Wait until ``until()`` holds, or (without it) until every queue is empty."""
+        """Wait until ``until()`` holds, or (without it) until every queue is empty. The
+        queues are asked only once the runner has been quiet for ``QUIET`` seconds: each
+        question is five requests to the server the host is measured on."""
         deadline = time.monotonic() + timeout
-        idle = 0
+        idle, seen, quiet_since = 0, -1, time.monotonic()
         while time.monotonic() < deadline:
-            if until is not None and until():
-                return True
-            idle = idle + 1 if self._idle() else 0
-            if until is None and idle >= 2:
-                return True
-            time.sleep(0.1)
+            if until is not None:
+                if until():
+                    return True
+                time.sleep(0.1)
+                continue
+            now = time.monotonic()
+            if self.runner.active or self.runner.invocations != seen:
+                idle, seen, quiet_since = 0, self.runner.invocations, now
+            elif now - quiet_since >= QUIET:
+                idle = idle + 1 if self._idle() else 0
+                if idle >= 2:
+                    if self.window is not None and self._submitted:
+                        self.window.close(self._submitted)
+                        self._submitted = 0
+                    return True
+                if not idle:  # messages waiting (delayed ones, say): ask again later
+                    quiet_since = now
+            time.sleep(0.02)
         return False
 
     def close(self) -> None:
@@ -202,9 +311,13 @@ class AwsLocalHost:
 def aws_local(app: App, partitions: int, endpoint: str | None = None) -> Iterator[AwsLocalHost]:
     """The bench host ``aws-local``: on ``endpoint`` or on a moto server of its own."""
     with contextlib.ExitStack() as stack:
+        moto_pid = None
         if endpoint is None:
-            endpoint = stack.enter_context(moto_server())[0]
-        host = AwsLocalHost(app, partitions, endpoint)
+            endpoint, moto_pid = stack.enter_context(moto_server())
+        meter = CallMeter(client_too=True)  # the moto share counts the client's calls too
+        meter.install()
+        stack.callback(meter.uninstall)
+        host = AwsLocalHost(app, partitions, endpoint, window=Window(meter, moto_pid))
         stack.callback(host.close)
         yield host
 

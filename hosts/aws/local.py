@@ -34,6 +34,7 @@ from hosts.aws.provision import provision
 from reactive import App
 
 log = logging.getLogger("reactive.aws.local")
+RECEIVE_MAX = 10  # messages one ReceiveMessage returns at most
 SCHEDULE_INTERVAL = 10.0  # seconds between schedule ticks (the template: a minute)
 
 Handler = Callable[[dict[str, Any], Any], Mapping[str, Any]]
@@ -126,6 +127,7 @@ class LocalRunner:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.invocations = 0
+        self.active = 0  # invocations under way
         self.errors = 0
         self._count_lock = threading.Lock()
         self.region = self.config.region or self.config.sqs.meta.region_name
@@ -171,7 +173,7 @@ class LocalRunner:
 
     def _receive(self, sqs: Any, url: str, count: int, wait: int) -> list[dict[str, Any]]:
         response = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=min(10, count), WaitTimeSeconds=wait,
+            QueueUrl=url, MaxNumberOfMessages=min(RECEIVE_MAX, count), WaitTimeSeconds=wait,
             AttributeNames=["All"], MessageAttributeNames=["All"],
         )
         messages: list[dict[str, Any]] = response.get("Messages", [])
@@ -185,10 +187,12 @@ class LocalRunner:
                 if not batch:
                     continue
                 window_end = time.monotonic() + mapping.batching_window
-                while len(batch) < mapping.batch_size and time.monotonic() < window_end:
+                more = batch
+                # a receive that came back short found the queue drained: asking again
+                # would cost a request (an expensive one on moto) to learn nothing
+                while (len(more) == RECEIVE_MAX and len(batch) < mapping.batch_size
+                       and time.monotonic() < window_end):
                     more = self._receive(sqs, url, mapping.batch_size - len(batch), 0)
-                    if not more:
-                        break
                     batch.extend(more)
                 self.invoke(sqs, mapping, url, arn, batch)
             except Exception:
@@ -202,6 +206,7 @@ class LocalRunner:
         event = {"Records": [lambda_record(m, arn, self.region) for m in batch]}
         with self._count_lock:
             self.invocations += 1
+            self.active += 1
         try:
             response = mapping.handler(event, FakeContext(mapping.timeout))
             failed = {str(f["itemIdentifier"]) for f in response.get("batchItemFailures", [])}
@@ -210,6 +215,9 @@ class LocalRunner:
             with self._count_lock:
                 self.errors += 1
             failed = {m["MessageId"] for m in batch}
+        finally:
+            with self._count_lock:
+                self.active -= 1
         done = [m for m in batch if m["MessageId"] not in failed]
         back = [m for m in batch if m["MessageId"] in failed]
         for start in range(0, len(done), 10):

@@ -324,18 +324,27 @@ def run_workload(name: str, kind: str, partitions: int, n: int | None) -> Result
     if name == "big-partition":
         return big_partition(kind, count)
     with _host(kind, partitions) as host:
-        if name == "hello-sequence":
-            return hello(host, kind, partitions, count, 3)
-        if name == "hello-sequence5":
-            return hello(host, kind, partitions, count, 5)
-        if name in FAN_OUTS:
-            return fan_out(host, kind, partitions, count, name)
-        if name == "counter":
-            return counter(host, kind, partitions, count)
-        if name == "bank":
-            return bank(host, kind, partitions, count)
-        if name == "latency":
-            return latency(host, kind, partitions, count)
+        result = _on_host(host, name, kind, partitions, count)
+        # a host may measure more about its run (the moto share of aws-local)
+        measured: Callable[[], dict[str, Any]] | None = getattr(host, "measurements", None)
+        if measured is not None:
+            result.detail.update(measured())
+        return result
+
+
+def _on_host(host: Host, name: str, kind: str, partitions: int, count: int) -> Result:
+    if name == "hello-sequence":
+        return hello(host, kind, partitions, count, 3)
+    if name == "hello-sequence5":
+        return hello(host, kind, partitions, count, 5)
+    if name in FAN_OUTS:
+        return fan_out(host, kind, partitions, count, name)
+    if name == "counter":
+        return counter(host, kind, partitions, count)
+    if name == "bank":
+        return bank(host, kind, partitions, count)
+    if name == "latency":
+        return latency(host, kind, partitions, count)
     raise ValueError(f"unknown workload {name!r}; choose from {', '.join(WORKLOADS)}")
 
 

@@ -14,18 +14,25 @@ Each partition keeps, under ``<root>p<partition>/``:
   shard per ``stable_digest(id) % shards``), creates the manifest, then deletes the
   segments it covers (what it replaced in the index goes one fold later). Only the
   changed shards are rewritten.
-- ``w/<id>.<token>``: a client's ``pending`` record (a start submitted, not yet
+and, under ``<root>i/p<partition>/<id>/`` (apart, so that the partition's LIST above stays
+as short as one fold's worth of segments however many starts wait):
+
+- ``w/<created>_<token>``: a client's ``pending`` record (a start submitted, not yet
   processed), superseded by any committed record and deleted by the fold that covers
   one. The token makes each one a new object, so that it is immutable too (an id may be
-  started again after a purge); of several, the earliest counts.
-- ``t/<id>.<n>``: a purge *tombstone*: records of that instance from commits up to ``n``
-  are gone; the first fold that rewrites the instance's shard drops them from the index,
-  and the next one deletes the tombstone.
+  started again after a purge); of several, the earliest counts. Its creation time
+  (``float.hex``) is in the key: a reader that has the committed record, which takes the
+  creation time of the earliest pending one, needs no GET.
+- ``t/<n>``: a purge *tombstone*: records of that instance from commits up to ``n`` are
+  gone; the first fold that rewrites the instance's shard drops them from the index, and
+  the next one deletes the tombstone.
 
-Every object is immutable, so readers cache them: a repeated read
-of a partition costs one LIST plus the segments that are new since. A reader that loses
-an object to a fold (a segment deleted between its LIST and its GET) lists again: the
-manifest that replaced it covers the same commits. Instances are placed by id
+Every object is immutable, so readers cache them: a repeated read of one instance costs
+two LISTs (its own records, then the partition's log: in that order, so that a fold
+deleting a pending record between them has already made the manifest that covers it)
+plus the segments that are new since, whatever the number of earlier starts. A reader
+that loses an object to a fold (a segment deleted between its LIST and its GET) lists
+again: the manifest that replaced it covers the same commits. Instances are placed by id
 (:func:`reactive.placement.place_text`), so ``get`` reads one partition.
 """
 
@@ -36,7 +43,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
@@ -51,6 +58,7 @@ SHARDS = 16  # index shards per partition
 HEALTH_INTERVAL = 5.0  # seconds a partition's health may lag when nothing in it changed
 ATTEMPTS = 8  # views retried when a fold deletes what a reader listed
 CACHE_BYTES = 64 << 20  # immutable objects kept decoded per store
+LIST_EACH = 8  # ids of a partition a batch of starts lists one by one (more: the whole)
 
 
 class ObjectStore(Protocol):
@@ -119,7 +127,7 @@ class _View:
     old_manifests: list[str] = field(default_factory=list)
     pending: dict[str, list[str]] = field(default_factory=dict)  # hex id -> keys
     tombstones: dict[str, int] = field(default_factory=dict)  # hex id -> purged up to
-    tombstone_keys: list[str] = field(default_factory=list)
+    tombstone_keys: list[tuple[str, str]] = field(default_factory=list)  # (hex id, key)
 
 
 class _Cache:
@@ -202,8 +210,18 @@ class LogStatusStore:
     def _manifest_key(self, partition: int, n: int) -> str:
         return f"{self._prefix(partition)}m/{_fixed(n)}"
 
-    def _pending_key(self, partition: int, instance_id: str) -> str:
-        return f"{self._prefix(partition)}w/{_hex(instance_id)}.{uuid.uuid4().hex[:12]}"
+    def _ids_prefix(self, partition: int) -> str:
+        return f"{self.root}i/p{partition:04d}/"
+
+    def _id_prefix(self, partition: int, instance_id: str) -> str:
+        return f"{self._ids_prefix(partition)}{_hex(instance_id)}/"
+
+    def _pending_key(self, partition: int, record: StatusRecord) -> str:
+        return (f"{self._id_prefix(partition, record.instance_id)}w/"
+                f"{float(record.created).hex()}_{uuid.uuid4().hex[:12]}")
+
+    def _tombstone_key(self, partition: int, instance_id: str, n: int) -> str:
+        return f"{self._id_prefix(partition, instance_id)}t/{_fixed(n)}"
 
     def _shard_key(self, partition: int, shard: int, n: int) -> str:
         return f"{self.root}x/p{partition:04d}/{shard:04d}/{_fixed(n)}-{uuid.uuid4().hex[:12]}"
@@ -243,9 +261,36 @@ class LogStatusStore:
             return {iid: (n, StatusRecord(**r)) for iid, (n, r) in json.loads(data).items()}
         return self._immutable(key, decode)  # type: ignore[no-any-return]
 
-    def _view(self, partition: int) -> _View:
-        prefix = self._prefix(partition)
+    def _id_keys(self, partition: int, ids: Sequence[str] | None) -> list[str]:
+        """The pending records and tombstones of ``ids`` (None: of every instance of the
+        partition): a LIST per id, or one of the whole partition past ``LIST_EACH``."""
+        if ids is None or len(ids) > LIST_EACH:
+            return self.objects.list_keys(self._ids_prefix(partition))
+        if len(ids) == 1:
+            return self.objects.list_keys(self._id_prefix(partition, ids[0]))
+        lists = self._pool.map(lambda i: self.objects.list_keys(self._id_prefix(partition, i)),
+                               ids)
+        return [key for keys in lists for key in keys]
+
+    def _view(self, partition: int, ids: Sequence[str] | None = (),
+              log: bool = True) -> _View:
+        """What the partition holds for ``ids`` (None: for all of them) and, if ``log``, its
+        manifest and segments. The ids are listed first: a fold creates its manifest
+        before it deletes the pending records it covers, so a record missing from the
+        first LIST is in what the second one finds."""
         view = _View()
+        ids_prefix = self._ids_prefix(partition)
+        for key in self._id_keys(partition, ids) if ids is None or ids else []:
+            hexid, _, rest = key[len(ids_prefix):].partition("/")
+            kind, _, name = rest.partition("/")
+            if kind == "w":
+                view.pending.setdefault(hexid, []).append(key)
+            elif kind == "t":
+                view.tombstones[hexid] = max(view.tombstones.get(hexid, 0), _number(name))
+                view.tombstone_keys.append((hexid, key))
+        if not log:
+            return view
+        prefix = self._prefix(partition)
         manifests: list[int] = []
         segments: list[int] = []
         for key in self.objects.list_keys(prefix):
@@ -254,12 +299,6 @@ class LogStatusStore:
                 manifests.append(_number(name))
             elif kind == "s":
                 segments.append(_number(name))
-            elif kind == "w":
-                view.pending.setdefault(name.partition(".")[0], []).append(key)
-            elif kind == "t":
-                hexid, _, upto = name.partition(".")
-                view.tombstones[hexid] = max(view.tombstones.get(hexid, 0), _number(upto))
-                view.tombstone_keys.append(key)
         manifests.sort()
         if manifests:
             view.manifest = manifests[-1]
@@ -270,10 +309,12 @@ class LogStatusStore:
         view.stale_segments = sorted(n for n in segments if n <= floor)
         return view
 
-    def _retrying(self, partition: int, read: Callable[[_View], Any]) -> Any:
-        """``read`` over a fresh view, again if a fold deleted what the view listed."""
+    def _retrying(self, partition: int, ids: Sequence[str] | None,
+                  read: Callable[[_View], Any]) -> Any:
+        """``read`` over a fresh view of ``ids`` (None: every id), again if a fold deleted
+        what the view listed."""
         for _ in range(ATTEMPTS):
-            view = self._view(partition)
+            view = self._view(partition, ids)
             try:
                 return read(view)
             except _Missing:
@@ -309,10 +350,12 @@ class LogStatusStore:
         return found
 
     def _pending(self, keys: list[str]) -> StatusRecord:
-        """The earliest of an instance's pending records."""
+        """The earliest of an instance's pending records (read are only those created
+        first, by their keys)."""
         def decode(data: bytes) -> StatusRecord:
             return StatusRecord(**json.loads(data))
-        found = [self._immutable(key, decode) for key in keys]
+        first = _created(keys)
+        found = [self._immutable(key, decode) for key in keys if _key_created(key) == first]
         return min(found, key=lambda r: (r.created, r.updated))  # type: ignore[no-any-return]
 
     def _with_pending(
@@ -320,17 +363,19 @@ class LogStatusStore:
     ) -> dict[str, StatusRecord]:
         """Committed records, their creation time taken from a pending record still
         around, and the pending records of instances with none committed."""
-        hexids = [h for h in view.pending if only is None or h == _hex(only)]
-        pending = dict(zip(hexids, self._pool.map(lambda h: self._pending(view.pending[h]),
-                                                  hexids), strict=True))
         out = {iid: record for iid, (_, record) in found.items()}
-        for record in pending.values():
-            known = out.get(record.instance_id)
+        hexids = [h for h in view.pending if only is None or h == _hex(only)]
+        unknown = []
+        for hexid in hexids:
+            iid = _unhex(hexid)
+            known = out.get(iid)
             if known is None:
-                out[record.instance_id] = record  # a tombstone's purge deleted the older
+                unknown.append(hexid)  # a tombstone's purge deleted the older
             else:
-                out[record.instance_id] = replace(known,
-                                                  created=min(known.created, record.created))
+                out[iid] = replace(known, created=min(known.created,
+                                                      _created(view.pending[hexid])))
+        for record in self._pool.map(lambda h: self._pending(view.pending[h]), unknown):
+            out[record.instance_id] = record
         return out
 
     # -- the StatusStore seam: reads -------------------------------------------------------
@@ -342,14 +387,14 @@ class LogStatusStore:
             found = self._records(partition, view, instance_id)
             return self._with_pending(partition, view, found, instance_id).get(instance_id)
 
-        return self._retrying(partition, read)  # type: ignore[no-any-return]
+        return self._retrying(partition, [instance_id], read)  # type: ignore[no-any-return]
 
     def _partition_records(self, partition: int) -> dict[str, StatusRecord]:
         def read(view: _View) -> dict[str, StatusRecord]:
             found = self._records(partition, view, None)
             return self._with_pending(partition, view, found, None)
 
-        return self._retrying(partition, read)  # type: ignore[no-any-return]
+        return self._retrying(partition, None, read)  # type: ignore[no-any-return]
 
     def query(self, query: StatusQuery) -> list[StatusRecord]:
         """Every partition read (from cache where nothing changed), filtered, in id order."""
@@ -368,7 +413,7 @@ class LogStatusStore:
                 return None if body is None else PartitionHealth(**body)
             return None
 
-        return self._retrying(partition, read)  # type: ignore[no-any-return]
+        return self._retrying(partition, (), read)  # type: ignore[no-any-return]
 
     def health(self) -> list[PartitionHealth]:
         found = self._outer.map(self._health_of, range(self.partitions))
@@ -399,7 +444,7 @@ class LogStatusStore:
                 if record.instance_id in known[partition]:
                     return False
                 known[partition].add(record.instance_id)  # the same id twice in a call
-            key = self._pending_key(partition, record.instance_id)
+            key = self._pending_key(partition, record)
             return self.objects.create(key, _dumps(asdict(replace(record,
                                                                   partition=partition))))
 
@@ -412,7 +457,7 @@ class LogStatusStore:
             return {iid for iid in ids
                     if _hex(iid) in view.pending or self._records(partition, view, iid)}
 
-        return self._retrying(partition, read)  # type: ignore[no-any-return]
+        return self._retrying(partition, ids, read)  # type: ignore[no-any-return]
 
     def publish(self, records: Sequence[StatusRecord], health: PartitionHealth) -> None:
         """One segment for the commit; nothing at all when the commit changed no status
@@ -439,7 +484,7 @@ class LogStatusStore:
         with self._lock:
             unfolded = self._unfolded.get(partition)
         if unfolded is None:
-            unfolded = len(self._view(partition).segments)
+            unfolded = len(self._view(partition, ()).segments)
         else:
             unfolded += 1
         if unfolded >= self.fold_every:
@@ -457,10 +502,10 @@ class LogStatusStore:
             entry = self._records(partition, view, instance_id).get(instance_id)
             return entry, view.pending.get(_hex(instance_id), [])
 
-        entry, pending = self._retrying(partition, read)
+        entry, pending = self._retrying(partition, [instance_id], read)
         if entry is None or entry[1].status not in DONE:
             return False
-        tomb = f"{self._prefix(partition)}t/{_hex(instance_id)}.{_fixed(entry[0])}"
+        tomb = self._tombstone_key(partition, instance_id, entry[0])
         if not self.objects.create(tomb, b""):
             return False
         self.objects.delete(pending)  # submitted before the purged commits: theirs
@@ -471,7 +516,7 @@ class LogStatusStore:
     def fold(self, partition: int) -> bool:
         """Merge the partition's segments into its index; False if there was nothing to
         fold or another writer folded the same commits first."""
-        view = self._view(partition)
+        view = self._view(partition, None)
         if not view.segments:
             return False
         upto = view.segments[-1]
@@ -497,11 +542,7 @@ class LogStatusStore:
         committed = {_hex(iid) for c in changes.values() for iid, (n, _) in c.items()
                      if view.tombstones.get(_hex(iid), 0) < n}
         folded_pending = [h for h in view.pending if h in committed]
-        try:
-            created: dict[str, StatusRecord] = dict(zip(folded_pending, self._pool.map(
-                lambda h: self._pending(view.pending[h]), folded_pending), strict=True))
-        except _Missing:
-            return False  # another writer is folding these
+        created = {h: _created(view.pending[h]) for h in folded_pending}
         old_keys: dict[str, str] = manifest["keys"]
         new_keys = dict(old_keys)
         written: list[str] = []
@@ -516,9 +557,8 @@ class LogStatusStore:
                 hexid = _hex(iid)
                 if hexid in created:
                     n, record = merged[iid]
-                    first = created[hexid]
                     merged[iid] = (n, replace(record, created=min(record.created,
-                                                                  first.created)))
+                                                                  created[hexid])))
             data = _dumps({iid: [n, asdict(r)] for iid, (n, r) in sorted(merged.items())})
             key = self._shard_key(partition, shard, upto)
             if not self.objects.create(key, data):
@@ -538,8 +578,7 @@ class LogStatusStore:
         # writer that stalled) may make a manifest that still needs them. Tombstones are
         # applied only to shards rewritten for their records, for the same reason.
         replaced = [old_keys[s] for s in old_keys if new_keys[s] != old_keys[s]]
-        applied = [k for k, h in zip(view.tombstone_keys, _tomb_ids(view.tombstone_keys),
-                                     strict=True)
+        applied = [k for h, k in view.tombstone_keys
                    if self.shard_of(_unhex(h), shards) in changes
                    and view.tombstones.get(h, 0) <= upto]
         body = {"shards": shards, "keys": new_keys, "health": asdict(segments[-1][1]),
@@ -558,6 +597,16 @@ class LogStatusStore:
         return True
 
 
+def _key_created(key: str) -> float:
+    """The creation time a pending record's key holds."""
+    return float.fromhex(key.rsplit("/", 1)[1].partition("_")[0])
+
+
+def _created(keys: Sequence[str]) -> float:
+    """The creation time of the earliest of an instance's pending records."""
+    return min(_key_created(key) for key in keys)
+
+
 def _unpurged(found: dict[str, Entry], tombstones: dict[str, int]) -> dict[str, Entry]:
     """``found`` without the records that tombstones hide."""
     for hexid, upto in tombstones.items():
@@ -566,7 +615,3 @@ def _unpurged(found: dict[str, Entry], tombstones: dict[str, int]) -> dict[str, 
         if entry is not None and entry[0] <= upto:
             del found[iid]
     return found
-
-
-def _tomb_ids(keys: Iterable[str]) -> list[str]:
-    return [key.rsplit("/", 1)[1].partition(".")[0] for key in keys]

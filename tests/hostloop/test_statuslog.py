@@ -28,6 +28,7 @@ class MemoryObjects:
         self.creates = 0
         self.lists = 0
         self.reads = 0
+        self.read_keys: list[str] = []
         self.on_list: Callable[[], object] | None = None
 
     def create(self, key: str, data: bytes) -> bool:
@@ -41,6 +42,7 @@ class MemoryObjects:
     def read(self, key: str) -> bytes | None:
         with self.lock:
             self.reads += 1
+            self.read_keys.append(key)
             return self.data.get(key)
 
     def list_keys(self, prefix: str) -> list[str]:
@@ -249,6 +251,21 @@ def test_a_pending_record_is_folded_away_keeping_its_creation_time(
     assert got is not None and (got.status, got.created) == ("completed", 0.25)
 
 
+def test_a_committed_instance_is_read_without_its_pending_record(
+    objects: MemoryObjects,
+) -> None:
+    """The pending record's creation time is in its key: until a fold deletes it, a
+    status read of the committed instance costs no GET of it."""
+    store = make(objects, fold_every=1000)
+    (iid,) = ids_on(0, 1)
+    assert store.put_pending(rec(iid, "pending", 0.25))
+    Writer(store, 0).commit(rec(iid, "running", 1.0))
+    got = make(objects).get(iid)  # another process: nothing cached
+    assert got is not None and (got.status, got.created) == ("running", 0.25)
+    assert len(objects.under("/w/")) == 1
+    assert [k for k in objects.read_keys if "/w/" in k] == []
+
+
 def test_a_reader_racing_a_fold_sees_every_status(objects: MemoryObjects) -> None:
     writer = make(objects, fold_every=1000)
     reader = make(objects)
@@ -280,7 +297,9 @@ def test_health_is_the_latest_and_unchanged_health_is_not_rewritten(
         (0, 3, 9.0), (2, 1, None)]
 
 
-def test_repeated_reads_cost_one_list_each(objects: MemoryObjects) -> None:
+def test_repeated_reads_cost_two_lists_each(objects: MemoryObjects) -> None:
+    """The instance's own records and the partition's log; cached objects are not read
+    again."""
     store = make(objects, fold_every=4)
     w = Writer(store, 0)
     iids = ids_on(0, 10)
@@ -291,7 +310,7 @@ def test_repeated_reads_cost_one_list_each(objects: MemoryObjects) -> None:
     reads, lists = objects.reads, objects.lists
     for _ in range(5):
         reader.get(iids[-1])
-    assert (objects.reads, objects.lists) == (reads, lists + 5)
+    assert (objects.reads, objects.lists) == (reads, lists + 2 * 5)
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -399,3 +418,60 @@ def test_two_writers_folding_at_once_lose_nothing(
         a.fold(0)
         b.fold(0)
     assert {r.instance_id: r.result for r in reader.query(StatusQuery(limit=100))} == expected
+
+
+class S3Priced(MemoryObjects):
+    """The in-memory store, counting requests as S3 bills them (a LIST answers at most
+    ``page`` keys per request) and the keys LISTs answered."""
+
+    def __init__(self, page: int = 1000) -> None:
+        super().__init__()
+        self.page = page
+        self.list_pages = 0
+        self.listed = 0
+
+    def list_keys(self, prefix: str) -> list[str]:
+        keys = super().list_keys(prefix)
+        self.list_pages += max(1, -(-len(keys) // self.page))
+        self.listed += len(keys)
+        return keys
+
+    def cost(self) -> tuple[int, int, int]:
+        return self.list_pages + self.creates, self.lists, self.listed
+
+
+def test_a_start_costs_the_same_however_many_starts_came_before() -> None:
+    """A client's start (``get`` then ``put_pending``, as SeamClient.start does) costs
+    as many requests, answering as many keys, after thousands of starts still waiting
+    as after none: a partition's waiting starts are not listed by every later start."""
+    objects = S3Priced()
+    store = make(objects, fold_every=4)
+    w = Writer(store, 0)
+    ids = iter(ids_on(0, 2700))
+
+    def start(iid: str) -> None:
+        assert store.get(iid) is None
+        assert store.put_pending(rec(iid, "pending", 0.5))
+
+    def started_and_folded(waiting: int, committed: int) -> None:
+        """Starts that stay pending, then starts committed in four commits (a fold)."""
+        for _ in range(waiting):
+            start(next(ids))
+        done = [next(ids) for _ in range(committed)]
+        for iid in done:
+            start(iid)
+        for n in range(4):
+            w.commit(*[rec(iid) for iid in done[n::4]])
+
+    def per_start(count: int = 10) -> tuple[int, int, int]:
+        before = objects.cost()
+        for _ in range(count):
+            start(next(ids))
+        after = objects.cost()
+        return after[0] - before[0], after[1] - before[1], after[2] - before[2]
+
+    started_and_folded(waiting=0, committed=100)
+    first = per_start()
+    started_and_folded(waiting=2400, committed=100)
+    assert len(objects.under("/w/")) > 2400  # the waiting starts are there
+    assert per_start() == first
