@@ -385,13 +385,14 @@ def serve(
     partitions: int,
     settings: AzureSettings | None = None,
     *,
-    timer_interval: float = 1.0,
+    timer_interval: float | None = 1.0,
     http_port: int | None = None,
     **runner_options: Any,
 ) -> Served:
     """Run ``app`` on the Azure host locally: the FunctionApp ``function_app.py`` would
     build, driven by :class:`LocalFunctionsHost`. ``settings`` default to the
-    environment's (``REACTIVE_PARTITIONS`` is ``partitions``)."""
+    environment's (``REACTIVE_PARTITIONS`` is ``partitions``); ``timer_interval`` None
+    runs the timer on its schedule."""
     if settings is None:
         settings = AzureSettings.from_env({**os.environ, "REACTIVE_PARTITIONS": str(partitions)})
     if settings.partitions != partitions:
