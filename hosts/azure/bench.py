@@ -58,6 +58,23 @@ class AzureLocalBench:
         self.served = serve(app, partitions, settings, timer_interval=None)
         self.batching = False
         self.buffer: list[tuple[StatusRecord, Outgoing]] = []
+        self._warm_up(partitions)
+
+    def _warm_up(self, partitions: int) -> None:
+        """Ring every partition and wait for its first invocation, so that the clock
+        starts on a running host: the sender's producers connected (the SDK takes up to
+        a second or two to open a producer's links) and every partition loaded."""
+        self.served.host.sender.wake(list(range(partitions)))
+        stats = self.served.runner.stats
+
+        def every_partition_ran() -> bool:
+            with stats.lock:
+                ran = {i.partition for i in stats.recent if i.function == "partitions"}
+            return len(ran) >= partitions
+
+        if not wait_until(every_partition_ran, 120):
+            self.close()
+            raise RuntimeError("the Azure host's partitions did not start within 120 s")
 
     def client(self) -> SeamClient:
         return _BatchingClient(self)
