@@ -499,6 +499,11 @@ class LocalServices:
             api_key=os.environ.get("REACTIVE_API_KEY") or None,
         )
 
+    def pids(self) -> tuple[int, int]:
+        """Azurite's and the stand-in's process ids (for measurements)."""
+        azurite, standin = self._processes
+        return azurite.pid, standin.pid
+
     def stop(self) -> None:
         for process in self._processes:
             if process.poll() is None:
