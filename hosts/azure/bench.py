@@ -18,7 +18,11 @@ from reactive.hosting import requests
 from reactive.hosting.client import SeamClient
 from reactive.hosting.seams import Outgoing, StatusQuery, StatusRecord
 
-IDLE_FOR = 1.0  # seconds without invocations, with no instance pending or running
+# seconds without invocations before the run asks the status store whether any instance
+# is still pending or running (only a debounce: the answer decides, and a busy run resets
+# it); every run ends with this wait, so it is kept short
+IDLE_FOR = 0.5
+POLL = 0.1  # seconds between looks at the runner's invocation count
 
 
 class _BatchingClient(SeamClient):
@@ -49,9 +53,28 @@ class AzureLocalBench:
         else:
             self.services = LocalServices(partitions)
             settings = self.services.start()
-        self.served = serve(app, partitions, settings, timer_interval=1.0)
+        # the wake timer on the app's schedule (every 10 s by default), as deployed: each
+        # run reads every partition's health, a listing per partition
+        self.served = serve(app, partitions, settings, timer_interval=None)
         self.batching = False
         self.buffer: list[tuple[StatusRecord, Outgoing]] = []
+        self._warm_up(partitions)
+
+    def _warm_up(self, partitions: int) -> None:
+        """Ring every partition and wait for its first invocation, so that the clock
+        starts on a running host: the sender's producers connected (the SDK takes up to
+        a second or two to open a producer's links) and every partition loaded."""
+        self.served.host.sender.wake(list(range(partitions)))
+        stats = self.served.runner.stats
+
+        def every_partition_ran() -> bool:
+            with stats.lock:
+                ran = {i.partition for i in stats.recent if i.function == "partitions"}
+            return len(ran) >= partitions
+
+        if not wait_until(every_partition_ran, 120):
+            self.close()
+            raise RuntimeError("the Azure host's partitions did not start within 120 s")
 
     def client(self) -> SeamClient:
         return _BatchingClient(self)
@@ -77,7 +100,7 @@ class AzureLocalBench:
         status = self.served.host.status
         last, since = -1, time.monotonic()
         while True:
-            time.sleep(0.2)
+            time.sleep(POLL)
             if stats.invocations != last:
                 last, since = stats.invocations, time.monotonic()
                 continue

@@ -6,7 +6,8 @@ settings), builds each batch into ``azure.functions.EventHubEvent`` objects with
 metadata the Python worker passes (``SystemPropertiesArray``, ``PartitionContext``, ...),
 calls the same user function, then checkpoints in Blob Storage as the Functions host does:
 after the call, whether it succeeded or not, every ``checkpoint_every`` batches (host.json's
-``batchCheckpointFrequency``) and when the consumer stops. Timer-triggered functions run every
+``batchCheckpointFrequency``; written by a thread of its own, so that the next batch does
+not wait for it) and when the consumer stops. Timer-triggered functions run every
 ``timer_interval`` seconds; HTTP functions are served on 127.0.0.1 by a small bridge that
 turns requests into ``azure.functions.HttpRequest`` objects.
 
@@ -30,6 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -135,6 +137,7 @@ class _Consumer:
         self.client: EventHubConsumerClient | None = None
         self.batches = 0
         self.unsaved: int | None = None  # the last sequence number handled, not checkpointed
+        self._saving = threading.Lock()
         self.thread = threading.Thread(
             target=self._run, name=f"eh-{hub}-{partition}", daemon=True
         )
@@ -167,15 +170,18 @@ class _Consumer:
                 return
 
     def _checkpoint(self) -> None:
-        if self.unsaved is None:
-            return
-        last, self.unsaved = self.unsaved, None
-        try:
-            self.runner.checkpoints.put(self.hub, self.runner.settings.consumer_group,
-                                        self.partition, last)
-        except Exception:
-            # a lost checkpoint only means redelivery, which the host skips
-            log.exception("checkpoint of %s/%s failed", self.hub, self.partition)
+        # under a lock from taking the number to its write: writes land in order, each
+        # of a later number than the one before
+        with self._saving:
+            if self.unsaved is None:
+                return
+            last, self.unsaved = self.unsaved, None
+            try:
+                self.runner.checkpoints.put(self.hub, self.runner.settings.consumer_group,
+                                            self.partition, last)
+            except Exception:
+                # a lost checkpoint only means redelivery, which the host skips
+                log.exception("checkpoint of %s/%s failed", self.hub, self.partition)
 
     def _on_error(self, _: PartitionContext | None, error: Exception) -> None:
         log.warning("consumer %s/%s: %s", self.hub, self.partition, error)
@@ -200,7 +206,12 @@ class _Consumer:
         self.unsaved = invocation.last
         self.batches += 1
         if self.batches % self.runner.checkpoint_every == 0:
-            self._checkpoint()
+            # written by the runner's checkpoint thread, so that the next batch does not
+            # wait for the blob write; the stop writes whatever is left
+            try:
+                self.runner.background.submit(self._checkpoint)
+            except RuntimeError:  # the runner stopped meanwhile
+                self._checkpoint()
 
 
 class LocalFunctionsHost:
@@ -235,6 +246,7 @@ class LocalFunctionsHost:
         self.checkpoint_every = checkpoint_every
         self.stats = RunnerStats()
         self.stopping = threading.Event()
+        self.background = ThreadPoolExecutor(1, thread_name_prefix="checkpoints")
         self._consumers: list[_Consumer] = []
         self._threads: list[threading.Thread] = []
         self._http: ThreadingHTTPServer | None = None
@@ -301,6 +313,7 @@ class LocalFunctionsHost:
             consumer.thread.join(30)
         for thread in self._threads:
             thread.join(30)
+        self.background.shutdown(wait=True)
 
 
 def _keyword_caller(
@@ -385,13 +398,14 @@ def serve(
     partitions: int,
     settings: AzureSettings | None = None,
     *,
-    timer_interval: float = 1.0,
+    timer_interval: float | None = 1.0,
     http_port: int | None = None,
     **runner_options: Any,
 ) -> Served:
     """Run ``app`` on the Azure host locally: the FunctionApp ``function_app.py`` would
     build, driven by :class:`LocalFunctionsHost`. ``settings`` default to the
-    environment's (``REACTIVE_PARTITIONS`` is ``partitions``)."""
+    environment's (``REACTIVE_PARTITIONS`` is ``partitions``); ``timer_interval`` None
+    runs the timer on its schedule."""
     if settings is None:
         settings = AzureSettings.from_env({**os.environ, "REACTIVE_PARTITIONS": str(partitions)})
     if settings.partitions != partitions:
@@ -484,6 +498,11 @@ class LocalServices:
             self.partitions, storage_connection=storage, eventhubs_connection=eventhubs,
             api_key=os.environ.get("REACTIVE_API_KEY") or None,
         )
+
+    def pids(self) -> tuple[int, int]:
+        """Azurite's and the stand-in's process ids (for measurements)."""
+        azurite, standin = self._processes
+        return azurite.pid, standin.pid
 
     def stop(self) -> None:
         for process in self._processes:

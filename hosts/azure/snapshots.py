@@ -27,7 +27,8 @@ partition nothing was stored for.
 ``mark_delivered`` sets metadata on the current log (which changes its ETag, not its
 length, so it fences nothing). The host keeps the last transport position it committed in
 the same metadata (:meth:`BlobSnapshotStore.set_position`); both are written by
-:meth:`BlobSnapshotStore.flush`, once per invocation, in the background.
+:meth:`BlobSnapshotStore.flush` in the background, once per ``mark_delay`` (0.25 s) at
+most per partition: a busy partition's invocations share one metadata write.
 
 Warm loads re-read only the log's tail (one ranged GET); the base is immutable and
 cached.
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -60,6 +62,10 @@ FORWARD = b"F"  # payload: name of the next generation; the log is sealed
 HEADER = 12  # kind (1 byte) + length (10 digits) + newline
 MAX_INLINE = 4 * 1024 * 1024 - HEADER  # one append block holds at most 4 MiB
 LOAD_ATTEMPTS = 5  # restarts when a generation is deleted under a load
+# seconds a partition's marks wait before they are written: the flushes of a busy
+# partition within that time become one write (a lagging mark costs only resends or
+# re-read events after a crash, never correctness)
+MARK_DELAY = 0.25
 
 
 def frame(kind: bytes, payload: bytes) -> bytes:
@@ -127,9 +133,13 @@ class BlobSnapshotStore:
     Thread-safe; one instance per process serves every partition.
     """
 
-    def __init__(self, container: ContainerClient, prefix: str = "snapshots/") -> None:
+    def __init__(
+        self, container: ContainerClient, prefix: str = "snapshots/",
+        mark_delay: float = MARK_DELAY,
+    ) -> None:
         self.container = container
         self.prefix = prefix
+        self.mark_delay = mark_delay
         self.dead_letters = BlobDeadLetters(container)
         self._views: dict[int, _View] = {}
         self._heads: dict[int, _Head] = {}
@@ -139,6 +149,7 @@ class BlobSnapshotStore:
         # metadata waiting for the background thread: a later flush replaces what an
         # earlier one queued, so a busy partition writes its latest marks, not every one
         self._unwritten: dict[int, tuple[str, dict[str, str]]] = {}
+        self._queued_at: dict[int, float] = {}  # when a partition's marks were first queued
         self._lock = threading.Lock()
         # one thread: background writes land in the order they were made
         self._background = ThreadPoolExecutor(1, thread_name_prefix="snapshots-bg")
@@ -460,12 +471,22 @@ class BlobSnapshotStore:
         with self._lock:
             queued = partition in self._unwritten
             self._unwritten[partition] = (view.generation, metadata)
+            if not queued:
+                self._queued_at[partition] = time.monotonic()
         if not queued:
             self._background.submit(self._write_unwritten, partition)
 
     def _write_unwritten(self, partition: int) -> None:
+        # writes are queued in order, so waiting here delays later ones by no more than
+        # their own delay
+        with self._lock:
+            due = self._queued_at[partition] + self.mark_delay
+        wait = due - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
         with self._lock:
             generation, metadata = self._unwritten.pop(partition)
+            del self._queued_at[partition]
         self._write_metadata(partition, generation, metadata)
 
     def _write_metadata(self, partition: int, generation: str, metadata: dict[str, str]) -> None:

@@ -4,6 +4,7 @@ Functions host over Azurite and the Event Hubs stand-in."""
 from __future__ import annotations
 
 import json
+import threading
 import urllib.request
 from collections.abc import Iterator
 
@@ -170,6 +171,53 @@ def test_the_runner_checkpoints_every_fourth_batch_and_when_it_stops(
     # enough batches that a checkpoint per batch would break the bound below
     assert invocations >= 2 * consumers
     assert checkpoints.puts <= invocations // 4 + consumers
+    producer = settings.producer(settings.partition_hub)
+    try:
+        for p in range(4):
+            last = producer.get_partition_properties(str(p))["last_enqueued_sequence_number"]
+            saved = checkpoints.get(settings.partition_hub, settings.consumer_group, str(p))
+            assert saved == last, f"partition {p}: checkpoint {saved}, last event {last}"
+    finally:
+        producer.close()
+
+
+class StuckCheckpoints(BlobCheckpoints):
+    """Checkpoint writes that hang until released (a slow storage account)."""
+
+    def __init__(self, container: ContainerClient) -> None:
+        super().__init__(container)
+        self.release = threading.Event()
+        self.stuck = 0
+
+    def put(self, hub: str, group: str, partition: str, sequence_number: int) -> None:
+        self.stuck += 1
+        self.release.wait(120)
+        super().put(hub, group, partition, sequence_number)
+
+
+def test_batches_do_not_wait_for_their_checkpoint(settings: AzureSettings) -> None:
+    """A checkpoint write is the runner's business, not the partition's: while one hangs,
+    the next batches are still delivered, and the stop saves the last position."""
+    checkpoints = StuckCheckpoints(settings.container_client())
+    served = serve(hello.app, 4, settings, timer_interval=0.5, checkpoints=checkpoints,
+                   max_batch_size=1, checkpoint_every=1)
+    try:
+        client = served.client()
+        ids = [client.start(hello.Hello()) for _ in range(4)]
+        assert [client.wait(i, timeout=60) for i in ids] == ["Hello World"] * 4
+        assert checkpoints.stuck >= 1  # the results came while a checkpoint hung
+        status = served.host.status
+        assert wait_until(lambda: len(status.health()) == 4, 30)  # no more wake-ups
+        seen = [-1]
+
+        def settled() -> bool:  # no invocation for a second
+            seen.append(served.runner.stats.invocations)
+            return seen[-2] == seen[-1]
+
+        assert wait_until(settled, 60, poll=1.0)
+    finally:
+        checkpoints.release.set()
+        served.stop()
     producer = settings.producer(settings.partition_hub)
     try:
         for p in range(4):

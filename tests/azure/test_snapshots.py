@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -205,6 +206,25 @@ def test_flushes_waiting_for_the_background_write_only_the_latest_marks(
     other = fresh(container)
     assert other.load(0).delivered == version
     assert other.position(0) == 14
+
+
+def test_flushes_within_the_mark_delay_write_once(container: ContainerClient) -> None:
+    """Invocations of a busy partition, each flushing its marks, share one write."""
+    store = BlobSnapshotStore(container, mark_delay=2.0)
+    try:
+        version = store.append(0, b"d", None)
+        before = store.calls
+        for position in range(20, 25):
+            store.mark_delivered(0, version)
+            store.set_position(0, position)
+            store.flush(0)
+            time.sleep(0.1)  # an invocation's worth of other work
+        store.drain()
+        assert store.calls - before == 1
+        other = fresh(container)
+        assert other.load(0).delivered == version and other.position(0) == 24
+    finally:
+        store.close()
 
 
 def test_dead_letters_keep_reason_and_bytes(container: ContainerClient) -> None:

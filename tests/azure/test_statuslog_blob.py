@@ -48,6 +48,35 @@ def test_the_adapter_creates_once_reads_lists_and_deletes(container: ContainerCl
         assert objects.list_keys("t/b/") == [] and objects.list_keys("t/") == ["t/a/1"]
 
 
+def test_objects_created_here_are_read_back_without_a_request(
+    container: ContainerClient,
+) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        objects = BlobObjects(container, pool, created_bytes=10)
+        assert objects.create("t/c/1", b"12345") and objects.create("t/c/2", b"67890")
+        before = objects.calls
+        assert objects.read("t/c/1") == b"12345" and objects.read("t/c/2") == b"67890"
+        assert objects.calls == before
+        assert objects.create("t/c/3", b"x")  # over the budget: the oldest is dropped
+        assert objects.read("t/c/1") == b"12345"  # and read from the container again
+        assert objects.calls == before + 2
+        objects.delete(["t/c/2"])
+        assert objects.read("t/c/2") is None  # a delete here forgets it
+        other = BlobObjects(container, pool)  # another process reads what is stored
+        assert other.read("t/c/3") == b"x"
+
+
+def test_deletes_go_in_batches_and_ignore_absent_keys(container: ContainerClient) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        objects = BlobObjects(container, pool)
+        keys = [f"t/d/{n:04d}" for n in range(300)]
+        assert all(pool.map(lambda k: objects.create(k, b""), keys))
+        before = objects.calls
+        objects.delete([*keys, "t/d/never"])
+        assert objects.calls - before == 2  # 301 keys: two batch requests
+        assert objects.list_keys("t/d/") == []
+
+
 def test_one_upload_per_commit_and_reads_across_folds(container: ContainerClient) -> None:
     store = BlobStatusStore(container, PARTITIONS, health_interval=0, fold_every=4, shards=4)
     reader = BlobStatusStore(container, PARTITIONS)  # another process
