@@ -9,8 +9,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Required, TypedDict
 
+from reactive.client import Status
 from reactive.core import messages as m
 from reactive.core import results, routing
 from reactive.core.effects import Effects
@@ -20,6 +21,17 @@ from reactive.schema import OperationInfo, PKey, Schema
 
 # the sections of a snapshot written entry by entry (a delta carries the changed ones)
 KEYED_SECTIONS = ("states", "queues", "runs", "completed")
+
+
+class StatusEntry(TypedDict, total=False):
+    """A top-level instance's status as its partition reports it to the host (and keeps
+    it, once finished): JSON as it stands."""
+
+    name: Required[str]  # the orchestration's registered name
+    status: Required[Status]  # never "pending": that is only the hosts' to say
+    result: Any  # the encoded result, when completed
+    error: Any  # the encoded error (reactive.core.results), when failed or terminated
+    custom_status: Any  # what the code last set with ctx.set_custom_status
 
 
 class TimerKind(StrEnum):
@@ -80,7 +92,7 @@ class PartitionBase:
         self.states: dict[tuple[str, PKey], State[Any]] = {}
         self.queues: dict[PKey, deque[m.LocalOp | m.Acquire]] = {}
         self.runs: dict[str, Run] = {}
-        self.completed: dict[str, dict[str, Any]] = {}
+        self.completed: dict[str, StatusEntry] = {}
         self.timers: list[Timer] = []
         self.timer_seq = 0
         self.activities: dict[tuple[str, int], PendingActivity] = {}
@@ -90,12 +102,14 @@ class PartitionBase:
         # runs that ended (terminated, or failed for good) while something they sent inside
         # their locks was still in flight, by tag
         self.settling: dict[str, Settling] = {}
+        # whether the stored head names this code's record layouts (see core.snapshot)
+        self.layouts_stored = False
         self._effects = Effects()
         self._local: deque[m.Message] = deque()
         # what changed since the last take_delta(): a commit writes only these entries
         self._dirty: dict[str, set[Any]] = {name: set() for name in KEYED_SECTIONS}
         # top-level instances whose status changed since the last take_status_changes()
-        self._status_changes: dict[str, dict[str, Any]] = {}
+        self._status_changes: dict[str, StatusEntry] = {}
         # message type -> handler, filled in by the partition
         self._handlers: dict[type[Any], Callable[[Any], None]] = {}
 

@@ -53,15 +53,14 @@ _V2_LAYOUTS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _head(part: PartitionBase) -> dict[str, Any]:
+def _head(part: PartitionBase, layouts: bool) -> dict[str, Any]:
     wire = part.schema
-    return {
+    head = {
         "index": part.index,
         "count": part.count,
         "clock": part.clock,
         "started": part.started,
         "timer_seq": part.timer_seq,
-        "layouts": LAYOUTS,
         "timers": part.timers,
         "activities": [
             _activity_row(wire, iid, call, p) for (iid, call), p in part.activities.items()
@@ -73,6 +72,12 @@ def _head(part: PartitionBase) -> dict[str, Any]:
         "early_events": part.early_events,
         "settling": {tag: _settling_row(held) for tag, held in part.settling.items()},
     }
+    # the layouts go in a full snapshot, and in a delta only while the store's head lacks
+    # this code's (apply_delta carries them forward): a delta is written on every commit
+    if layouts or not part.layouts_stored:
+        head["layouts"] = LAYOUTS
+        part.layouts_stored = True
+    return head
 
 
 def _activity_row(wire: Schema, iid: str, call: int, pending: PendingActivity) -> list[Any]:
@@ -122,7 +127,7 @@ def _keys(part: PartitionBase, section: str) -> list[Any]:
 
 def snapshot(part: PartitionBase) -> dict[str, Any]:
     """The partition's whole state as JSON-ready data (also clears the change marks)."""
-    data: dict[str, Any] = {"v": SNAPSHOT_VERSION, "head": _head(part)}
+    data: dict[str, Any] = {"v": SNAPSHOT_VERSION, "head": _head(part, layouts=True)}
     for section in KEYED_SECTIONS:
         entries = dict(_entry(part, section, key) for key in _keys(part, section))
         data[section] = {k: v for k, v in entries.items() if v is not None}
@@ -133,7 +138,7 @@ def snapshot(part: PartitionBase) -> dict[str, Any]:
 def take_delta(part: PartitionBase) -> dict[str, Any]:
     """What changed since the last snapshot() or take_delta(): apply it to that one with
     :func:`apply_delta` to get today's snapshot()."""
-    data: dict[str, Any] = {"v": SNAPSHOT_VERSION, "head": _head(part)}
+    data: dict[str, Any] = {"v": SNAPSHOT_VERSION, "head": _head(part, layouts=False)}
     for section in KEYED_SECTIONS:
         dirty = part._dirty[section]
         data[section] = dict(_entry(part, section, key) for key in dirty)
@@ -199,6 +204,7 @@ def load(part: PartitionBase, data: dict[str, Any]) -> None:
         )
     part.completed = dict(data["completed"])
     layouts = head.get("layouts") or _V2_LAYOUTS
+    part.layouts_stored = {k: tuple(v) for k, v in layouts.items()} == LAYOUTS
     timer = _reader(layouts, "timer")
     part.timers = []
     for row in head["timers"]:
@@ -249,8 +255,11 @@ def _key_text(key: Any) -> str:
 
 def apply_delta(snapshot: dict[str, Any], delta: dict[str, Any]) -> None:
     """Bring ``snapshot`` (a snapshot() result, changed in place) forward by ``delta``."""
-    snapshot["v"] = delta["v"]  # the head (with its layouts) is the delta's
+    snapshot["v"] = delta["v"]  # the head is the delta's, with the layouts it was written in
+    layouts = snapshot["head"].get("layouts")
     snapshot["head"] = delta["head"]
+    if "layouts" not in delta["head"] and layouts is not None:
+        snapshot["head"]["layouts"] = layouts
     for section in KEYED_SECTIONS:
         entries = snapshot[section]
         for key, value in delta[section].items():
