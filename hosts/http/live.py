@@ -17,6 +17,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from reactive.hosting import EventArrival
+
 log = logging.getLogger("reactive.http")
 
 HistoryFn = Callable[[str], Any]
@@ -82,13 +84,14 @@ class LocalInspector:
         if found is None:
             return None
         _, run = found
-        rows = [_call_row(i, str(call[0])) for i, call in enumerate(run.calls)]
+        rows = [_call_row(i, call.description) for i, call in enumerate(run.calls)]
         for i, call in enumerate(run.calls):
-            if len(call) > 1:
-                rows[i]["value"] = call[1]
+            if call.value is not None:
+                rows[i]["value"] = call.value
         for response in run.responses:
-            if response and response[0] == "e":
-                rows.append({"kind": "event arrived", "event": response[1], "value": response[2]})
+            if isinstance(response, EventArrival):
+                rows.append({"kind": "event arrived", "event": response.name,
+                             "value": response.value})
                 continue
             index, ok, value = response
             if 0 <= index < len(rows):
@@ -112,7 +115,7 @@ class LocalInspector:
         for index, future in sorted(run.futures.items()):
             if future.done() or index >= len(run.calls):
                 continue
-            row = _call_row(index, str(run.calls[index][0]))
+            row = _call_row(index, run.calls[index].description)
             kind = row["kind"]
             if kind in ("sleep", "sleep_until"):
                 wait: dict[str, Any] = {"kind": "timer", "call": index}

@@ -21,7 +21,7 @@ from reactive.core import routing
 from reactive.core import snapshot as codec
 from reactive.core.effects import ActivityTask, Effects
 from reactive.core.keys import KeyedStates
-from reactive.core.partition_base import HeldAnswer, Settling
+from reactive.core.partition_base import HeldAnswer, Settling, StatusEntry
 from reactive.core.runner import Run
 from reactive.core.snapshot import SNAPSHOT_VERSION, apply_delta
 from reactive.core.timers import TimersAndActivities
@@ -72,7 +72,7 @@ class Partition(KeyedStates, TimersAndActivities):
         self._drain_local()
         return self._take_effects()
 
-    def instance_status(self, instance_id: str) -> dict[str, Any] | None:
+    def instance_status(self, instance_id: str) -> StatusEntry | None:
         record = self.completed.get(instance_id)
         if record is not None:
             return record
@@ -124,13 +124,13 @@ class Partition(KeyedStates, TimersAndActivities):
             payload = self.encode_error(value)
         self.answer(run.tag, run.reply, ok, payload, f"forked orchestration {info.name}")
         if run.reply is None:
-            record: dict[str, Any] = {"name": info.name, "status": "completed" if ok else "failed"}
+            record: StatusEntry = {"name": info.name, "status": "completed" if ok else "failed"}
             record["result" if ok else "error"] = payload
             if run.custom_status is not None:
                 record["custom_status"] = run.custom_status
             self._remember(run.instance_id, record)
 
-    def _remember(self, instance_id: str, record: dict[str, Any]) -> None:
+    def _remember(self, instance_id: str, record: StatusEntry) -> None:
         """Keep a finished instance's outcome; forget the oldest beyond the app's limit."""
         self.completed[instance_id] = record
         self._dirty["completed"].add(instance_id)
@@ -284,7 +284,7 @@ class Partition(KeyedStates, TimersAndActivities):
             "name": info.name, "status": "running", "custom_status": run.custom_status,
         }
 
-    def take_status_changes(self) -> dict[str, dict[str, Any]]:
+    def take_status_changes(self) -> dict[str, StatusEntry]:
         """Top-level instances whose status changed since the last call: instance id ->
         {"name", "status"[, "result" | "error"]}."""
         changes, self._status_changes = self._status_changes, {}

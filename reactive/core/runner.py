@@ -123,8 +123,8 @@ class Run:
         self.init_state: State[Any] | None = None
         # persisted history
         self.generation = 0  # bumped by continue-as-new
-        self.calls: list[list[Any]] = []  # [description] or [description, value]
-        self.responses: list[list[Any]] = []  # [call, ok, value] or ["e", name, value]
+        self.calls: list[history.Call] = []
+        self.responses: list[history.Response] = []
         self.logged = 0  # application log lines emitted so far
         self.custom_status: Any = None  # set by ctx.set_custom_status
         # in-memory execution state
@@ -192,8 +192,8 @@ class Run:
             init=init,
             holder=data.get("holder"),
         )
-        run.calls = data["calls"]
-        run.responses = data["responses"]
+        run.calls = history.decode_calls(data["calls"])
+        run.responses = history.decode_responses(data["responses"])
         run.logged = data["logged"]
         run.generation = data.get("generation", 0)
         run.custom_status = data.get("custom_status")
@@ -213,10 +213,10 @@ class Run:
         for record in self.responses:
             if self.done:
                 break
-            if record[0] == "e":
-                self._arrive_event(record[1], record[2])
+            if isinstance(record, history.EventArrival):
+                self._arrive_event(record.name, record.value)
             else:
-                self._resolve(record[0], record[1], record[2])
+                self._resolve(record.call, record.ok, record.value)
         self.replaying_responses = False
 
     def is_replaying(self) -> bool:
@@ -317,11 +317,11 @@ class Run:
         index = self.next_call
         self.next_call += 1
         if index < len(self.calls):
-            recorded = self.calls[index][0]
+            recorded = self.calls[index].description
             if recorded != description and self.fatal is None:
                 self.fatal = history.divergence(self.name, index, description, recorded, op)
             return index, True
-        self.calls.append([description])
+        self.calls.append(history.Call(description))
         self.site.touch_run(self.instance_id)
         return index, False
 
@@ -335,7 +335,7 @@ class Run:
         """A response arrived for ``call``: record it, then resume the code if it waits."""
         if self.done or call not in self.futures or self.futures[call].done():
             return  # a duplicate, or the answer to a call the code no longer waits for
-        self.responses.append([call, ok, value])
+        self.responses.append(history.Answer(call, ok, value))
         self.site.touch_run(self.instance_id)
         self._resolve(call, ok, value)
 
@@ -357,7 +357,7 @@ class Run:
     def deliver_event(self, name: str, value: Any) -> None:
         if self.done:
             return
-        self.responses.append(["e", name, value])
+        self.responses.append(history.event_arrival(name, value))
         self.site.touch_run(self.instance_id)
         self._arrive_event(name, value)
 
@@ -423,9 +423,9 @@ class Run:
             # from, cannot be released before it arrived (nor our later calls overtake it)
             self.locked_events.append(index)
             if not replayed:
-                self.calls[index].append("acked")
+                self.calls[index] = self.calls[index]._replace(value=history.ACKED)
                 self._route(f"{self.tag}#{index}", event, reply)
-            elif len(self.calls[index]) < 2:  # recorded when such events were not answered
+            elif self.calls[index].value is None:  # recorded when such events were not answered
                 self.locked_events.pop()
                 self._resolve(index, True, None)
         elif not replayed:
@@ -484,11 +484,11 @@ class Run:
 
     def now(self) -> datetime:
         index, replayed = self._call("now")
-        if replayed and len(self.calls[index]) > 1:
-            value = self.calls[index][1]
+        if replayed and self.calls[index].value is not None:
+            value = self.calls[index].value
         else:
             value = self.site.clock
-            self.calls[index].append(value)
+            self.calls[index] = self.calls[index]._replace(value=value)
         return datetime.fromtimestamp(value, UTC)
 
     def _seed(self, index: int) -> bytes:
@@ -553,8 +553,9 @@ class Run:
         self.site.schema.info(op)
         self.release_locks()
         self.op = op
-        carried = [["e", name, value] for name, value in self.event_buffer]
-        self.calls, self.responses = [], carried
+        buffered = list(self.event_buffer)
+        self.calls = []
+        self.responses = [history.event_arrival(name, value) for name, value in buffered]
         self.logged = self.next_log = self.next_call = 0
         self.futures, self.decoders, self.forks, self.performs = {}, {}, [], []
         self.locked_events = []
@@ -563,8 +564,7 @@ class Run:
         self.generation += 1
         self.site.touch_run(self.instance_id)
         self.coro = self._main()
-        for _, name, value in carried:
-            self.event_buffer.append((name, value))
+        self.event_buffer.extend(buffered)
 
     # -- locks -----------------------------------------------------------------------------
 
@@ -620,7 +620,8 @@ class Run:
         if ok and pending:
             ok, value = False, errors.OrchestrationMisuseError(
                 f"orchestration {self.name} returned while {len(pending)} performed "
-                f"operation(s) were still pending ({', '.join(self.calls[i][0] for i in pending)}"
+                "operation(s) were still pending ("
+                f"{', '.join(self.calls[i].description for i in pending)}"
                 "); await them, or use ctx.fork for detached work"
             )
         self.blocked = None

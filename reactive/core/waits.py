@@ -23,7 +23,7 @@ def describe_waits(part: Partition, instance_id: str) -> list[str] | None:
     for call, future in sorted(run.futures.items()):
         if future.done():
             continue
-        description = run.calls[call][0] if call < len(run.calls) else "call"
+        description = run.calls[call].description if call < len(run.calls) else "call"
         verb, _, rest = description.partition(" ")
         name = rest.split("#", 1)[0]
         pending = part.activities.get((run.tag, call))

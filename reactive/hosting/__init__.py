@@ -5,6 +5,7 @@ package only: what a host needs of the core is re-exported here.
 """
 
 from reactive.core.builtin_ops import BUILTINS, ClientPerform
+from reactive.core.history import Answer, Call, EventArrival
 from reactive.core.messages import Message, Tick, from_wire, to_wire
 from reactive.core.partition import ActivityTask, Effects, Partition, apply_delta
 from reactive.core.results import decode_error
@@ -17,9 +18,12 @@ from reactive.schema import Kind, OperationInfo, PKey, Schema
 __all__ = [
     "BUILTINS",
     "ActivityTask",
+    "Answer",
+    "Call",
     "ClientPerform",
     "CorruptSnapshotError",
     "Effects",
+    "EventArrival",
     "Host",
     "Kind",
     "Message",

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from reactive.client import Status as Status  # re-exported: hosts read it from here
 from reactive.errors import ReactiveError
-
-Status = Literal["pending", "running", "completed", "failed", "terminated"]
 
 
 @dataclass(frozen=True, slots=True)
