@@ -122,12 +122,9 @@ class BatchingClient(SeamClient):
     def start(self, orchestration: Orchestration[Any], instance_id: str | None = None) -> str:
         if self.bench.buffer is None:
             return super().start(orchestration, instance_id)
-        name = self.schema.info(orchestration).name
-        iid = instance_id or requests.new_id()
-        out = requests.start(self.schema, self.partitions, self.epoch, iid, orchestration)
-        now = self.clock()
-        self.bench.buffer.append((StatusRecord(iid, name, "pending", out.dest, now, now), out))
-        return iid
+        record, out = self.pending_start(orchestration, instance_id)
+        self.bench.buffer.append((record, out))
+        return record.instance_id
 
     def submit(self, buffered: Sequence[tuple[StatusRecord, Outgoing]]) -> None:
         """Pending records of a batch of starts (a LIST or two per partition, the creates

@@ -14,7 +14,6 @@ from typing import Any
 from hosts.azure.local import LocalServices, serve, wait_until
 from hosts.azure.settings import EVENTHUBS, STORAGE, AzureSettings
 from reactive import App, Orchestration
-from reactive.hosting import requests
 from reactive.hosting.client import SeamClient
 from reactive.hosting.seams import Outgoing, StatusQuery, StatusRecord
 
@@ -35,12 +34,9 @@ class _BatchingClient(SeamClient):
     def start(self, orchestration: Orchestration[Any], instance_id: str | None = None) -> str:
         if not self.bench.batching:
             return super().start(orchestration, instance_id)
-        name = self.schema.info(orchestration).name
-        iid = instance_id or requests.new_id()
-        out = requests.start(self.schema, self.partitions, self.epoch, iid, orchestration)
-        now = time.time()
-        self.bench.buffer.append((StatusRecord(iid, name, "pending", out.dest, now, now), out))
-        return iid
+        record, out = self.pending_start(orchestration, instance_id)
+        self.bench.buffer.append((record, out))
+        return record.instance_id
 
 
 class AzureLocalBench:

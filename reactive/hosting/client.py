@@ -15,7 +15,7 @@ from reactive.core.partition import Partition
 from reactive.core.results import decode_error
 from reactive.hosting import requests
 from reactive.hosting.memory import DONE
-from reactive.hosting.seams import Sender, StatusRecord, StatusStore
+from reactive.hosting.seams import Outgoing, Sender, StatusRecord, StatusStore
 from reactive.model import Operation, Orchestration
 from reactive.schema import Schema
 
@@ -166,6 +166,17 @@ class SeamClient:
         self.sender.send([requests.start(self.schema, self.partitions, self.epoch, iid,
                                          orchestration)])
         return iid
+
+    def pending_start(
+        self, orchestration: Orchestration[Any], instance_id: str | None = None
+    ) -> tuple[StatusRecord, Outgoing]:
+        """A start's pending record and its message, unsent, for a caller that submits
+        many together (``put_pending_all``, then batched sends); no check of the id."""
+        name = self.schema.info(orchestration).name
+        iid = instance_id or requests.new_id()
+        out = requests.start(self.schema, self.partitions, self.epoch, iid, orchestration)
+        now = self.clock()
+        return StatusRecord(iid, name, "pending", out.dest, now, now), out
 
     def status(self, instance_id: str) -> InstanceStatus | None:
         record = self.status_store.get(instance_id)
