@@ -43,7 +43,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
@@ -126,6 +126,9 @@ class _View:
     stale_segments: list[int] = field(default_factory=list)  # covered by the manifest
     old_manifests: list[str] = field(default_factory=list)
     pending: dict[str, list[str]] = field(default_factory=dict)  # hex id -> keys
+    batches: list[str] = field(default_factory=list)  # keys of the partition's batches
+    hidden: dict[str, set[str]] = field(default_factory=dict)  # hex id -> batch names
+    hide_keys: list[tuple[str, str]] = field(default_factory=list)  # (batch name, key)
     tombstones: dict[str, int] = field(default_factory=dict)  # hex id -> purged up to
     tombstone_keys: list[tuple[str, str]] = field(default_factory=list)  # (hex id, key)
 
@@ -220,6 +223,13 @@ class LogStatusStore:
         return (f"{self._id_prefix(partition, record.instance_id)}w/"
                 f"{float(record.created).hex()}_{uuid.uuid4().hex[:12]}")
 
+    def _batch_key(self, partition: int, records: Sequence[StatusRecord]) -> str:
+        created = min(float(r.created) for r in records)
+        return f"{self._prefix(partition)}w/{created.hex()}_{uuid.uuid4().hex[:12]}"
+
+    def _hide_key(self, partition: int, instance_id: str, batch_key: str) -> str:
+        return f"{self._id_prefix(partition, instance_id)}b/{_name(batch_key)}"
+
     def _tombstone_key(self, partition: int, instance_id: str, n: int) -> str:
         return f"{self._id_prefix(partition, instance_id)}t/{_fixed(n)}"
 
@@ -261,6 +271,27 @@ class LogStatusStore:
             return {iid: (n, StatusRecord(**r)) for iid, (n, r) in json.loads(data).items()}
         return self._immutable(key, decode)  # type: ignore[no-any-return]
 
+    def _batch(self, key: str) -> dict[str, StatusRecord]:
+        def decode(data: bytes) -> dict[str, StatusRecord]:
+            found: dict[str, StatusRecord] = {}
+            for body in json.loads(data)["records"]:
+                record = StatusRecord(**body)
+                found[record.instance_id] = _earliest(found.get(record.instance_id), record)
+            return found
+        return self._immutable(key, decode)  # type: ignore[no-any-return]
+
+    def _batched(self, view: _View, keys: Sequence[str],
+                 only: Collection[str] | None) -> dict[str, StatusRecord]:
+        """The earliest entry of each instance (of ``only``, None: of all) in the batches
+        ``keys``, leaving out entries a purge hid."""
+        found: dict[str, StatusRecord] = {}
+        for key, entries in zip(keys, self._pool.map(self._batch, keys), strict=True):
+            name = _name(key)
+            for iid, record in entries.items():
+                if (only is None or iid in only) and name not in view.hidden.get(_hex(iid), ()):
+                    found[iid] = _earliest(found.get(iid), record)
+        return found
+
     def _id_keys(self, partition: int, ids: Sequence[str] | None) -> list[str]:
         """The pending records and tombstones of ``ids`` (None: of every instance of the
         partition): a LIST per id, or one of the whole partition past ``LIST_EACH``."""
@@ -288,6 +319,9 @@ class LogStatusStore:
             elif kind == "t":
                 view.tombstones[hexid] = max(view.tombstones.get(hexid, 0), _number(name))
                 view.tombstone_keys.append((hexid, key))
+            elif kind == "b":
+                view.hidden.setdefault(hexid, set()).add(name)
+                view.hide_keys.append((name, key))
         if not log:
             return view
         prefix = self._prefix(partition)
@@ -299,6 +333,8 @@ class LogStatusStore:
                 manifests.append(_number(name))
             elif kind == "s":
                 segments.append(_number(name))
+            elif kind == "w":
+                view.batches.append(key)
         manifests.sort()
         if manifests:
             view.manifest = manifests[-1]
@@ -376,6 +412,19 @@ class LogStatusStore:
                                                       _created(view.pending[hexid])))
         for record in self._pool.map(lambda h: self._pending(view.pending[h]), unknown):
             out[record.instance_id] = record
+        # a batch can only lower the creation time of a committed instance if its key
+        # (the earliest creation time in it) is earlier: the others need no GET
+        keys = view.batches
+        if only is not None and only in found:
+            keys = [k for k in keys if _key_created(k) < found[only][1].created]
+        for iid, record in self._batched(view, keys, None if only is None else (only,)).items():
+            known = out.get(iid)
+            if known is None:
+                out[iid] = record
+            elif iid in found:
+                out[iid] = replace(known, created=min(known.created, record.created))
+            else:  # pending in a record of its own and in a batch: the earliest counts
+                out[iid] = _earliest(known, record)
         return out
 
     # -- the StatusStore seam: reads -------------------------------------------------------
@@ -425,37 +474,50 @@ class LogStatusStore:
         return self.put_pending_all([record])[0]
 
     def put_pending_all(self, records: Sequence[StatusRecord]) -> list[bool]:
-        """:meth:`put_pending` for many records: one read per partition involved, the
-        creates in parallel. Two clients racing to submit one id may both write a
-        pending record: readers take the earliest, and the start is applied once."""
-        asked: dict[int, list[str]] = {}
-        for r in records:
-            asked.setdefault(self.owner(r.instance_id), []).append(r.instance_id)
-        partitions = sorted(asked)
-        known: dict[int, set[str]] = dict(zip(
-            partitions,
-            self._outer.map(lambda p: self._known_ids(p, asked[p]), partitions),
-            strict=True,
-        ))
+        """:meth:`put_pending` for many records: one read per partition involved, then
+        per partition ONE batch object holding its new records (a single one: a record
+        object of its own, which a reader of the committed instance needs no GET for).
+        Two clients racing to submit one id may both write a pending record: readers
+        take the earliest, and the start is applied once."""
+        asked: dict[int, list[int]] = {}  # partition -> indexes into records
+        for index, r in enumerate(records):
+            asked.setdefault(self.owner(r.instance_id), []).append(index)
+        written = [False] * len(records)
 
-        def put(record: StatusRecord) -> bool:
-            partition = self.owner(record.instance_id)
-            with self._lock:
-                if record.instance_id in known[partition]:
-                    return False
-                known[partition].add(record.instance_id)  # the same id twice in a call
-            key = self._pending_key(partition, record)
-            return self.objects.create(key, _dumps(asdict(replace(record,
-                                                                  partition=partition))))
+        def submit(partition: int) -> None:
+            indexes = asked[partition]
+            ids = list(dict.fromkeys(records[i].instance_id for i in indexes))
+            known = self._known_ids(partition, ids)
+            new: list[int] = []
+            for i in indexes:
+                if records[i].instance_id not in known:
+                    known.add(records[i].instance_id)  # the same id twice in a call
+                    new.append(i)
+            fresh = [replace(records[i], partition=partition) for i in new]
+            if len(fresh) == 1:
+                ok = self.objects.create(self._pending_key(partition, fresh[0]),
+                                         _dumps(asdict(fresh[0])))
+            elif fresh:
+                key = self._batch_key(partition, fresh)
+                data = _dumps({"records": [asdict(r) for r in fresh]})
+                if not self.objects.create(key, data):
+                    raise StatusLogError(f"batch object {key} exists")  # a random name: never
+                self._cache.put(key, len(data), {r.instance_id: r for r in fresh})
+                ok = True
+            for i in new:
+                written[i] = ok
 
-        return list(self._pool.map(put, records))
+        list(self._outer.map(submit, sorted(asked)))
+        return written
 
     def _known_ids(self, partition: int, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` have a committed or a pending record (reading only their
         index shards, not the whole partition's)."""
         def read(view: _View) -> set[str]:
+            batched = self._batched(view, view.batches, set(ids))
             return {iid for iid in ids
-                    if _hex(iid) in view.pending or self._records(partition, view, iid)}
+                    if _hex(iid) in view.pending or iid in batched
+                    or self._records(partition, view, iid)}
 
         return self._retrying(partition, ids, read)  # type: ignore[no-any-return]
 
@@ -498,13 +560,20 @@ class LogStatusStore:
         later commit (the id started again) is not hidden."""
         partition = self.owner(instance_id)
 
-        def read(view: _View) -> tuple[Entry | None, list[str]]:
+        def read(view: _View) -> tuple[Entry | None, list[str], list[str]]:
             entry = self._records(partition, view, instance_id).get(instance_id)
-            return entry, view.pending.get(_hex(instance_id), [])
+            batches = [k for k in view.batches if instance_id in self._batch(k)]
+            return entry, view.pending.get(_hex(instance_id), []), batches
 
-        entry, pending = self._retrying(partition, [instance_id], read)
+        entry, pending, batches = self._retrying(partition, [instance_id], read)
         if entry is None or entry[1].status not in DONE:
             return False
+        # The batches that started it stay until their other instances are committed:
+        # hide its entries in them (before the tombstone hides its committed record, so
+        # that it never reads as pending again). A start after the purge is in a later
+        # batch, which nothing hides.
+        for key in batches:
+            self.objects.create(self._hide_key(partition, instance_id, key), b"")
         tomb = self._tombstone_key(partition, instance_id, entry[0])
         if not self.objects.create(tomb, b""):
             return False
@@ -527,6 +596,9 @@ class LogStatusStore:
             )
             segments = list(self._pool.map(lambda n: self._segment(partition, n),
                                            view.segments))
+            batches = dict(zip(view.batches, self._pool.map(self._batch, view.batches),
+                               strict=True))
+            batched = self._batched(view, view.batches, None)
         except _Missing:
             return False  # another writer is folding these
         shards: int = manifest["shards"]
@@ -543,6 +615,10 @@ class LogStatusStore:
                      if view.tombstones.get(_hex(iid), 0) < n}
         folded_pending = [h for h in view.pending if h in committed]
         created = {h: _created(view.pending[h]) for h in folded_pending}
+        for iid, record in batched.items():
+            hexid = _hex(iid)
+            if hexid in committed:
+                created[hexid] = min(created.get(hexid, record.created), record.created)
         old_keys: dict[str, str] = manifest["keys"]
         new_keys = dict(old_keys)
         written: list[str] = []
@@ -577,6 +653,7 @@ class LogStatusStore:
         # the next fold, not this one: a fold from the same base racing this one (a
         # writer that stalled) may make a manifest that still needs them. Tombstones are
         # applied only to shards rewritten for their records, for the same reason.
+        done = self._covered_batches(view, batches, shards, new_keys)
         replaced = [old_keys[s] for s in old_keys if new_keys[s] != old_keys[s]]
         applied = [k for h, k in view.tombstone_keys
                    if self.shard_of(_unhex(h), shards) in changes
@@ -592,9 +669,42 @@ class LogStatusStore:
             + ([view.manifest_key] if view.manifest_key else []) + view.old_manifests
             + [k for h in folded_pending for k in view.pending[h]]
             + list(manifest.get("retired", []))
+            + done
         )
         self.objects.delete(garbage)
+        # the marks hiding purged instances in batches now gone, after them: a reader
+        # that misses a mark has missed its batch too
+        live = {_name(k) for k in view.batches} - {_name(k) for k in done}
+        self.objects.delete([key for name, key in view.hide_keys if name not in live])
         return True
+
+    def _covered_batches(self, view: _View, batches: dict[str, dict[str, StatusRecord]],
+                         shards: int, index: dict[str, str]) -> list[str]:
+        """The batches whose every instance has a committed record in the index
+        ``index`` (shard -> key) or was purged: no reader of it needs them."""
+        def committed(iid: str) -> bool:
+            key = index.get(str(self.shard_of(iid, shards)))
+            entry = None if key is None else self._shard(key).get(iid)
+            return entry is not None and entry[0] > view.tombstones.get(_hex(iid), 0)
+
+        try:
+            return [key for key, entries in batches.items()
+                    if all(_name(key) in view.hidden.get(_hex(iid), ()) or committed(iid)
+                           for iid in entries)]
+        except _Missing:
+            return []  # a racing fold replaced the index: the next fold decides
+
+
+def _earliest(old: StatusRecord | None, new: StatusRecord) -> StatusRecord:
+    """Of two pending records of one instance, the one submitted first."""
+    if old is None:
+        return new
+    return min(old, new, key=lambda r: (r.created, r.updated))
+
+
+def _name(key: str) -> str:
+    """A batch's name (the last part of its key)."""
+    return key.rsplit("/", 1)[1]
 
 
 def _key_created(key: str) -> float:

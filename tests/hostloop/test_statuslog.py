@@ -313,10 +313,11 @@ def test_repeated_reads_cost_two_lists_each(objects: MemoryObjects) -> None:
     assert (objects.reads, objects.lists) == (reads, lists + 2 * 5)
 
 
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(80))
 def test_random_schedules_match_a_model(objects: MemoryObjects, seed: int) -> None:
-    """Commits with re-publications out of order, pending records, purges, folds at any
-    moment and readers in other processes: every read equals the model's answer."""
+    """Commits with re-publications out of order, pending records (alone and in
+    batches), purges, folds at any moment and readers in other processes: every read
+    equals the model's answer."""
     rng = random.Random(seed)
     writers = [make(objects, fold_every=rng.randint(1, 6), shards=rng.choice([1, 2, 4]))
                for _ in range(2)]
@@ -332,11 +333,20 @@ def test_random_schedules_match_a_model(objects: MemoryObjects, seed: int) -> No
         action = rng.random()
         iid = rng.choice(iids)
         p = place_text(iid, PARTITIONS)
-        if action < 0.15:
+        if action < 0.1:
             created = iid not in model
             assert reader.put_pending(rec(iid, "pending", clock)) == created
             if created:
                 model[iid] = rec(iid, "pending", clock)
+        elif action < 0.2:  # a batch of starts, some of one partition, maybe repeated
+            batch = [iid, *rng.sample(iids, rng.randint(1, 5)), iid]
+            expected = []
+            for other in batch:
+                expected.append(other not in model)
+                if other not in model:
+                    model[other] = rec(other, "pending", clock)
+            assert rng.choice([reader, *writers]).put_pending_all(
+                [rec(other, "pending", clock) for other in batch]) == expected
         elif action < 0.6:
             status = rng.choice(["running", "completed", "failed"])
             number[p] += 1
@@ -359,7 +369,7 @@ def test_random_schedules_match_a_model(objects: MemoryObjects, seed: int) -> No
                 del model[iid]
         elif action < 0.9:
             rng.choice(writers).fold(p)
-        got = reader.get(iid)
+        got = rng.choice([reader, make(objects)]).get(iid)
         assert got == model.get(iid), (seed, iid)
     listed = reader.query(StatusQuery(limit=1000))
     assert listed == sorted(model.values(), key=lambda r: r.instance_id)
@@ -475,3 +485,185 @@ def test_a_start_costs_the_same_however_many_starts_came_before() -> None:
     started_and_folded(waiting=2400, committed=100)
     assert len(objects.under("/w/")) > 2400  # the waiting starts are there
     assert per_start() == first
+
+
+# -- batches of starts ---------------------------------------------------------------------------
+
+def pending_all(store: LogStatusStore, iids: Sequence[str], at: float) -> list[bool]:
+    return store.put_pending_all([rec(i, "pending", at + n / 100) for n, i in enumerate(iids)])
+
+
+def test_a_batch_of_starts_writes_one_object_per_partition(objects: MemoryObjects) -> None:
+    store = make(objects)
+    starts = ids_on(0, 20) + ids_on(2, 5, stem="j")
+    assert pending_all(store, starts, 1.0) == [True] * 25
+    assert objects.creates == 2
+    reader = make(objects)  # another process: nothing cached
+    for n, iid in enumerate(starts):
+        got = reader.get(iid)
+        assert got is not None and (got.status, got.created) == ("pending", 1.0 + n / 100)
+    assert {r.instance_id for r in reader.query(StatusQuery(limit=100))} == set(starts)
+    lone = ids_on(1, 1)[0]  # one start of a partition: a record of its own, as before
+    assert store.put_pending_all([rec(lone, "pending", 3.0)]) == [True]
+    assert len(objects.under("/w/")) == 3 and len(objects.under(f"/{lone.encode().hex()}/")) == 1
+
+
+def test_duplicate_ids_in_and_across_batches_are_recorded_once(objects: MemoryObjects) -> None:
+    store = make(objects, fold_every=1000)
+    a, b, c, d = ids_on(0, 4)
+    assert store.put_pending_all(
+        [rec(a, "pending", 1.0), rec(b, "pending", 1.1), rec(a, "pending", 1.2)]
+    ) == [True, True, False]
+    other = make(objects)  # another client, knowing nothing
+    assert other.put_pending_all(
+        [rec(b, "pending", 2.0), rec(c, "pending", 2.1), rec(d, "pending", 2.2)]
+    ) == [False, True, True]
+    Writer(store, 0).commit(rec(c, "running", 3.0))
+    assert other.put_pending_all([rec(a, "pending", 4.0), rec(c, "pending", 4.0)]) == [
+        False, False]
+    assert not other.put_pending(rec(d, "pending", 4.0))
+    assert len(objects.under("/w/")) == 2
+    reader = make(objects)
+    got = {iid: reader.get(iid) for iid in (a, b, c, d)}
+    assert {iid: (r.status, r.created) for iid, r in got.items() if r is not None} == {
+        a: ("pending", 1.0), b: ("pending", 1.1), c: ("running", 2.1), d: ("pending", 2.2)}
+
+
+def test_a_batch_whose_other_starts_commit_after_a_purge_is_deleted(
+    objects: MemoryObjects,
+) -> None:
+    store = make(objects, fold_every=2, shards=2)
+    done, waiting = ids_on(2, 2)
+    pending_all(store, [done, waiting], 1.0)
+    w = Writer(store, 2)
+    w.commit(rec(done, "completed", 2.0))
+    assert store.purge(done)
+    w.commit(rec(waiting, "completed", 3.0))  # folds: the batch is of no use any more
+    assert objects.under("/w/") == [] and objects.under("/b/") == []
+    assert make(objects).get(done) is None
+    got = make(objects).get(waiting)
+    assert got is not None and (got.status, got.created) == ("completed", 1.01)
+
+
+class Staged(MemoryObjects):
+    """Runs ``when[prefix]`` once, right after a LIST of exactly that prefix answered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.when: dict[str, Callable[[], object]] = {}
+
+    def list_keys(self, prefix: str) -> list[str]:
+        keys = super().list_keys(prefix)
+        hook = self.when.pop(prefix, None)
+        if hook is not None:
+            hook()
+        return keys
+
+
+def log_of(partition: int) -> str:
+    return f"status/p{partition:04d}/"
+
+
+def test_racing_clients_batch_and_record_of_its_own_the_earliest_counts() -> None:
+    """Two clients both find the id unknown: one writes a record of its own, the other a
+    batch; readers take the earliest, before and after the commit and its fold."""
+    objects = Staged()
+    store = make(objects, fold_every=2)
+    a, b = ids_on(0, 2)
+    # the other client writes once this one has read everything it reads
+    objects.when[log_of(0)] = lambda: store.put_pending(rec(a, "pending", 2.0))
+    assert make(objects).put_pending_all([rec(a, "pending", 1.5), rec(b, "pending", 1.7)]) == [
+        True, True]
+    assert len(objects.under("/w/")) == 2  # the batch and a's record of its own
+    got = make(objects).get(a)
+    assert got is not None and (got.status, got.created) == ("pending", 1.5)
+    w = Writer(store, 0)
+    w.commit(rec(a, "running", 3.0), rec(b, "running", 3.0))
+    for reader in (store, make(objects)):
+        got = reader.get(a)
+        assert got is not None and (got.status, got.created) == ("running", 1.5)
+    w.commit(rec(a, "completed", 4.0))  # folds: both pending objects go
+    assert objects.under("/w/") == []
+    got = make(objects).get(a)
+    assert got is not None and (got.status, got.created) == ("completed", 1.5)
+
+
+def test_the_fold_deletes_a_batch_once_all_its_starts_are_committed(
+    objects: MemoryObjects,
+) -> None:
+    store = make(objects, fold_every=2, shards=4)
+    iids = ids_on(0, 6)
+    pending_all(store, iids, 1.0)
+    (batch,) = objects.under("/w/")
+    w = Writer(store, 0)
+    reader = make(objects)
+    for step in range(3):  # two instances committed per step, a fold every step
+        w.commit(rec(iids[2 * step], "running", 10.0 + step))
+        w.commit(rec(iids[2 * step + 1], "completed", 10.0 + step, result=step))
+        assert (batch in objects.data) == (step < 2)
+        for n, iid in enumerate(iids):
+            got = reader.get(iid)
+            assert got is not None and got.created == 1.0 + n / 100
+            committed = n < 2 * step + 2
+            assert got.status == ("pending" if not committed else
+                                  "running" if n % 2 == 0 else "completed"), (step, iid)
+    assert objects.under("/w/") == []
+    assert [r.created for r in make(objects).query(StatusQuery(limit=100))] == sorted(
+        1.0 + n / 100 for n in range(6))
+
+
+def test_a_purged_instance_in_a_live_batch_stays_gone_until_started_again(
+    objects: MemoryObjects,
+) -> None:
+    store = make(objects, fold_every=2, shards=1)
+    done, waiting, again = ids_on(0, 3)
+    pending_all(store, [done, waiting], 1.0)
+    w = Writer(store, 0)
+    w.commit(rec(done, "completed", 2.0))
+    assert store.purge(done) and store.get(done) is None
+    for _ in range(4):  # folds apply the tombstone, then delete it
+        w.commit(rec(again, "running", 3.0))
+    assert objects.under("/t/") == [] and len(objects.under("/w/")) == 1  # waiting: kept
+    for reader in (store, make(objects)):
+        assert reader.get(done) is None
+        assert done not in {r.instance_id for r in reader.query(StatusQuery(limit=100))}
+    assert pending_all(store, [done, again], 5.0) == [True, False]  # a new life
+    got = make(objects).get(done)
+    assert got is not None and (got.status, got.created) == ("pending", 5.0)
+    w.commit(rec(waiting, "completed", 6.0), rec(done, "running", 6.0))
+    w.commit(rec(done, "completed", 7.0))  # folds: both batches go, and the mark
+    assert objects.under("/w/") == [] and objects.under("/b/") == []
+    got = make(objects).get(done)
+    assert got is not None and (got.status, got.created) == ("completed", 5.0)
+    waited = make(objects).get(waiting)
+    assert waited is not None and (waited.status, waited.created) == ("completed", 1.01)
+
+
+@pytest.mark.parametrize("how", ["get", "query", "start"])
+def test_a_reader_racing_a_fold_that_deletes_a_batch(how: str) -> None:
+    """The fold lands between a reader's LIST of the partition's log (which showed the
+    batch and the segments) and its GETs: the reader lists again and sees every status."""
+    objects = Staged()
+    writer = make(objects, fold_every=1000)
+    iids = ids_on(1, 5)
+    pending_all(writer, iids, 1.0)
+    w = Writer(writer, 1)
+    for iid in iids:
+        w.commit(rec(iid, "completed", 2.0, result=iid))
+    (batch,) = objects.under("/w/")
+    reader = make(objects)  # has the segments, not the batch: that GET finds it gone
+    for n in range(1, w.number + 1):
+        reader._segment(1, n)
+    objects.when[log_of(1)] = lambda: writer.fold(1)
+    if how == "get":
+        got = reader.get(iids[2])
+        assert got is not None and (got.status, got.created, got.result) == (
+            "completed", 1.02, iids[2])
+    elif how == "query":
+        found = reader.query(StatusQuery(limit=100))
+        assert {r.instance_id: (r.status, r.created) for r in found} == {
+            i: ("completed", 1.0 + n / 100) for n, i in enumerate(iids)}
+    else:
+        assert pending_all(reader, iids, 0.5) == [False] * 5  # all known: nothing written
+    assert objects.under("/w/") == [] and objects.under("/s/") == []
+    assert objects.read_keys.count(batch) == 1  # listed, then gone: it listed again
