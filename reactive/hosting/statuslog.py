@@ -14,26 +14,42 @@ Each partition keeps, under ``<root>p<partition>/``:
   shard per ``stable_digest(id) % shards``), creates the manifest, then deletes the
   segments it covers (what it replaced in the index goes one fold later). Only the
   changed shards are rewritten.
-and, under ``<root>i/p<partition>/<id>/`` (apart, so that the partition's LIST above stays
-as short as one fold's worth of segments however many starts wait):
+- ``w/<created>_<token>``: a *batch* of ``pending`` records (starts submitted together,
+  not yet processed: :meth:`LogStatusStore.put_pending_all` writes one per partition per
+  call instead of an object per start). It lies in the partition's log so that the LIST
+  every read makes finds it at no extra request; there are as many as submissions, not
+  starts, waiting. An entry is superseded by any committed record of its instance; the
+  fold deletes the batch once every instance in it has a committed record in the
+  manifest it makes (or was purged), and not before: a start not yet processed stays
+  ``pending``. ``created`` is the earliest creation time in it.
 
-- ``w/<created>_<token>``: a client's ``pending`` record (a start submitted, not yet
-  processed), superseded by any committed record and deleted by the fold that covers
-  one. The token makes each one a new object, so that it is immutable too (an id may be
-  started again after a purge); of several, the earliest counts. Its creation time
-  (``float.hex``) is in the key: a reader that has the committed record, which takes the
-  creation time of the earliest pending one, needs no GET.
+and, under ``<root>i/p<partition>/<id>/`` (apart, so that the partition's LIST above stays
+as short as one fold's worth of segments however many single starts wait):
+
+- ``w/<created>_<token>``: a single start's ``pending`` record (``put_pending``, or a
+  batch call with one start for the partition), superseded by any committed record and
+  deleted by the fold that covers one. The token makes each one a new object, so that it
+  is immutable too (an id may be started again after a purge); of several pending
+  records (here or in batches), the earliest counts. Its creation time (``float.hex``) is
+  in the key: a reader that has the committed record, which takes the creation time of
+  the earliest pending one, needs no GET (a batch is read once, unless its key shows
+  nothing in it is earlier).
 - ``t/<n>``: a purge *tombstone*: records of that instance from commits up to ``n`` are
   gone; the first fold that rewrites the instance's shard drops them from the index, and
   the next one deletes the tombstone.
+- ``b/<batch name>``: a purge's *mark* that the instance's entry in that batch is of its
+  purged life (the purge cannot delete a batch other starts still need). The marks are
+  created before the tombstone, so the instance never reads as pending again in
+  between; a start after the purge is in a later batch, which no mark names. The fold
+  deletes a mark after its batch, so that a reader missing the mark misses the batch.
 
 Every object is immutable, so readers cache them: a repeated read of one instance costs
 two LISTs (its own records, then the partition's log: in that order, so that a fold
 deleting a pending record between them has already made the manifest that covers it)
-plus the segments that are new since, whatever the number of earlier starts. A reader
-that loses an object to a fold (a segment deleted between its LIST and its GET) lists
-again: the manifest that replaced it covers the same commits. Instances are placed by id
-(:func:`reactive.placement.place_text`), so ``get`` reads one partition.
+plus the segments and batches that are new since, whatever the number of earlier starts.
+A reader that loses an object to a fold (a segment or batch deleted between its LIST and
+its GET) lists again: the manifest that replaced it covers the same commits. Instances
+are placed by id (:func:`reactive.placement.place_text`), so ``get`` reads one partition.
 """
 
 from __future__ import annotations
