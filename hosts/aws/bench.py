@@ -57,6 +57,7 @@ class CallMeter:
         self.calls = 0
         self.busy = 0.0
         self.operations: dict[str, int] = {}
+        self.main_operations: dict[str, int] = {}  # of those, the main thread's
         self._inflight = 0
         self._since = 0.0
         self._lock = threading.Lock()
@@ -72,7 +73,7 @@ class CallMeter:
                 operation == "ReceiveMessage" and params.get("WaitTimeSeconds")
             ):
                 return original(client, operation, params)
-            meter._enter(operation)
+            meter._enter(operation, main)
             try:
                 return original(client, operation, params)
             finally:
@@ -84,10 +85,12 @@ class CallMeter:
         if self._original is not None:
             BaseClient._make_api_call = self._original
 
-    def _enter(self, operation: str) -> None:
+    def _enter(self, operation: str, main: bool) -> None:
         with self._lock:
             self.calls += 1
             self.operations[operation] = self.operations.get(operation, 0) + 1
+            if main:
+                self.main_operations[operation] = self.main_operations.get(operation, 0) + 1
             if self._inflight == 0:
                 self._since = time.perf_counter()
             self._inflight += 1
@@ -100,7 +103,7 @@ class CallMeter:
 
     def reset(self) -> None:
         with self._lock:
-            self.calls, self.busy, self.operations = 0, 0.0, {}
+            self.calls, self.busy, self.operations, self.main_operations = 0, 0.0, {}, {}
             if self._inflight:
                 self._since = time.perf_counter()
 
@@ -180,34 +183,69 @@ def process_cpu(pid: int) -> float:
 
 class Window:
     """What a stretch of a bench run cost: wall and CPU time, moto calls and their busy
-    time, from :meth:`open` to :meth:`close`."""
+    time, from :meth:`open` to :meth:`close`.
+
+    The client's part is measured apart (:meth:`client`): submitting a batch of starts
+    writes their pending records and sends their messages from the client's own pool
+    threads, which the main thread's CPU clock does not see; the runner is idle then (it
+    has nothing to receive yet), so the process's CPU over the submission is the
+    client's."""
 
     def __init__(self, meter: CallMeter, moto_pid: int | None) -> None:
         self.meter, self.moto_pid = meter, moto_pid
         self.figures: dict[str, float] | None = None  # of the last window closed
         self._start: tuple[float, float, float, float] | None = None
+        self._client_cpu = 0.0  # seconds, in the submission's threads but the main one
+        self._client_calls: dict[str, int] = {}
 
     def open(self) -> None:
         self.meter.reset()
         self.figures = None
+        self._client_cpu, self._client_calls = 0.0, {}
         self._start = (time.perf_counter(), time.process_time(), time.thread_time(),
                        process_cpu(self.moto_pid or -1))
+
+    @contextlib.contextmanager
+    def client(self) -> Iterator[None]:
+        """Count what runs inside as the client's, not the host's."""
+        cpu, main, calls = time.process_time(), time.thread_time(), self._pooled()
+        try:
+            yield
+        finally:
+            self._client_cpu += (time.process_time() - cpu) - (time.thread_time() - main)
+            for op, count in self._pooled().items():
+                self._client_calls[op] = (self._client_calls.get(op, 0) + count
+                                          - calls.get(op, 0))
+
+    def _pooled(self) -> dict[str, int]:
+        """Calls so far by threads other than the main one."""
+        main = self.meter.main_operations
+        return {op: n - main.get(op, 0) for op, n in self.meter.operations.items()}
 
     def close(self, n: int) -> None:
         if self._start is None:
             return
         wall, cpu, main, moto = self._start
         seconds = time.perf_counter() - wall
-        host_cpu = (time.process_time() - cpu) - (time.thread_time() - main)
+        # the main thread plays the client (and waits); the submission is the client's too
+        threads_cpu = (time.process_time() - cpu) - (time.thread_time() - main)
+        host_cpu = threads_cpu - self._client_cpu
+        # the main thread's calls (the client's, and the bench asking whether the queues
+        # are empty) and the submission's are the client's
+        client_calls = sum(self._client_calls.values()) + sum(self.meter.main_operations.values())
         self.figures = {
             "window_s": round(seconds, 3),
             "moto_busy_share": round(self.meter.busy / seconds, 3),
             "host_cpu_ms_per_item": round(1000 * host_cpu / n, 3),
+            "client_cpu_ms_per_item": round(1000 * self._client_cpu / n, 3),
             "moto_cpu_ms_per_item": round(
                 1000 * (process_cpu(self.moto_pid or -1) - moto) / n, 3),
             "moto_calls_per_item": round(self.meter.calls / n, 2),
+            "host_calls_per_item": round((self.meter.calls - client_calls) / n, 2),
             **{f"{op}_per_item": round(count / n, 2)
                for op, count in sorted(self.meter.operations.items())},
+            **{f"client_{op}_per_item": round(count / n, 2)
+               for op, count in sorted(self._client_calls.items()) if count},
         }
         self._start = None
 
@@ -256,7 +294,8 @@ class AwsLocalHost:
             self._submitted = len(buffered)
             self.client()
             assert self._client is not None
-            self._client.submit(buffered)
+            with self.window.client() if self.window is not None else contextlib.nullcontext():
+                self._client.submit(buffered)
 
     def measurements(self) -> dict[str, float]:
         """The figures of the last batch, from its submission until the queues were

@@ -22,6 +22,7 @@ POINTER_CLASS = "software.amazon.payloadoffloading.PayloadS3Pointer"
 SIZE_ATTRIBUTE = "ExtendedPayloadSize"
 LEGACY_SIZE_ATTRIBUTE = "SQSLargePayloadSize"
 ENCODING_ATTRIBUTE = "reactive-encoding"  # "base64" when the body is not UTF-8 text
+BUNDLE_ATTRIBUTE = "reactive-bundle"  # on a bundle: how many payloads its JSON array holds
 CLAIM_PREFIX = "claims/"
 
 
@@ -96,3 +97,19 @@ def decode_body(config: AwsConfig, body: str, attributes: Mapping[str, Any]) -> 
         except ValueError:
             raise ClaimError("body marked base64 is not base64") from None
     return body.encode("utf-8")
+
+
+def decode_payloads(config: AwsConfig, body: str, attributes: Mapping[str, Any]) -> list[bytes]:
+    """The payloads a received message carries: one, or a bundle's (see
+    :mod:`hosts.aws.sender`)."""
+    count = _attribute(attributes, BUNDLE_ATTRIBUTE)
+    if count is None:
+        return [decode_body(config, body, attributes)]
+    try:
+        texts = json.loads(body)
+    except ValueError as exc:
+        raise ClaimError(f"bundle is not JSON ({exc})") from None
+    if (not isinstance(texts, list) or not all(isinstance(t, str) for t in texts)
+            or str(len(texts)) != count):
+        raise ClaimError(f"bundle is not an array of {count} strings")
+    return [text.encode("utf-8") for text in texts]

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hosts.aws.claims import ClaimError, decode_body
+from hosts.aws.claims import ClaimError, decode_body, decode_payloads
 from hosts.aws.config import AwsConfig
 from hosts.aws.sender import Entry, SqsSender, split
 from hosts.aws.status import S3StatusStore
@@ -181,14 +181,19 @@ class AwsHost:
                 groups.setdefault(index, []).append((message_id, None))
                 continue
             try:
-                data = decode_body(self.config, record.get("body", ""),
-                                   record.get("messageAttributes") or {})
+                payloads = decode_payloads(self.config, record.get("body", ""),
+                                           record.get("messageAttributes") or {})
             except ClaimError as error:
                 self.store.dead_letter(index, str(record.get("body", "")).encode(), str(error))
                 continue
             sent = int((record.get("attributes") or {}).get("SentTimestamp", 0)) / 1000
-            inbound = Inbound(data, sent or self.clock(), message_id)
-            groups.setdefault(index, []).append((message_id, inbound))
+            # a bundle's payloads are told apart by their place: the record is covered
+            # once every one of them is
+            refs: list[Hashable] = [message_id] if len(payloads) == 1 else [
+                (message_id, n) for n in range(len(payloads))]
+            groups.setdefault(index, []).extend(
+                (message_id, Inbound(data, sent or self.clock(), ref))
+                for data, ref in zip(payloads, refs, strict=True))
         records = {str(r["messageId"]): r for r in event.get("Records", [])}
         for index, items in groups.items():
             failed, stale = self._run(index, items, context)
@@ -222,17 +227,18 @@ class AwsHost:
         whether the invocation was stale."""
         entry = self._partition(index)
         inbound = [item for _, item in items if item is not None]
+        ids = list(dict.fromkeys(m for m, _ in items))  # a bundle's id is there once per payload
         with entry.lock:
             try:
                 outcome = entry.worker.handle(inbound)
             except StaleSnapshotError as error:
                 log.info("partition %d: %s; the batch comes back", index, error)
                 self.forget(index)
-                return [m for m, _ in items], True
+                return ids, True
             except Exception:
                 log.exception("partition %d: the invocation failed; the batch comes back", index)
                 self.forget(index)
-                return [m for m, _ in items], False
+                return ids, False
             acknowledged = set(outcome.acknowledged)
             try:
                 self._follow_up(index, entry, outcome, context)
@@ -242,7 +248,8 @@ class AwsHost:
             except Exception:
                 log.exception("partition %d: running due work failed", index)
                 self.forget(index)
-        return [m for m, item in items if item is not None and m not in acknowledged], False
+        failed = {m for m, item in items if item is not None and item.ref not in acknowledged}
+        return [m for m in ids if m in failed], False
 
     def _remaining(self, context: LambdaContext | None) -> float:
         if context is None:

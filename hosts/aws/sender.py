@@ -1,8 +1,18 @@
 """The SQS sender: messages to partition input queues, in batches split by count and bytes,
-with claim checks for payloads over the message limit."""
+with claim checks for payloads over the message limit.
+
+The payloads one :meth:`SqsSender.send` has for one partition travel as few SQS messages
+as fit: a *bundle* is one message whose body is a JSON array of payloads, marked by the
+``reactive-bundle`` attribute (the count). Every request to SQS costs far more than its
+bytes (signing, a connection, the server's own per-message work), and a receiver
+de-duplicates payloads on its own, so a bundle handed out twice is as harmless as a
+single message handed out twice. A lone payload, or one that is not UTF-8 text, goes as
+a message of its own, as before.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -10,13 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from hosts.aws.claims import encode_body, put_claim
+from hosts.aws.claims import BUNDLE_ATTRIBUTE, encode_body, put_claim
 from hosts.aws.config import AwsConfig
 from reactive.hosting.seams import Outgoing
 
 MAX_BATCH_COUNT = 10  # SQS SendMessageBatch entries
 MAX_MESSAGE_BYTES = 1024 * 1024  # SQS message size (body plus attributes)
 MAX_BATCH_BYTES = 1024 * 1024  # SQS SendMessageBatch payload
+MAX_BUNDLE_BYTES = 256 * 1024  # a bundle's body at most (a bigger payload goes alone)
 SEND_ATTEMPTS = 5
 
 log = logging.getLogger("reactive.aws")
@@ -82,11 +93,14 @@ class SqsSender:
         max_batch_bytes: int = MAX_BATCH_BYTES,
         max_batch_count: int = MAX_BATCH_COUNT,
         pool: ThreadPoolExecutor | None = None,
+        max_bundle_bytes: int = MAX_BUNDLE_BYTES,
     ) -> None:
         self.config = config
         self.max_message_bytes = max_message_bytes
         self.max_batch_bytes = max_batch_bytes
         self.max_batch_count = max_batch_count
+        # 0: no bundles; the room left beside a bundle's body is for its attribute
+        self.max_bundle_bytes = max(0, min(max_bundle_bytes, max_message_bytes - 64))
         self._pool = pool or ThreadPoolExecutor(16, thread_name_prefix="sqs-send")
         self.calls = 0  # SendMessageBatch requests made (for measurements)
         self.claims = 0  # payloads sent by claim check
@@ -103,6 +117,42 @@ class SqsSender:
             size = len(body.encode()) + attributes_size(attributes)
         return Entry(body, attributes, size, delay)
 
+    def bundles(self, payloads: Sequence[bytes]) -> list[Entry]:
+        """The entries that carry ``payloads`` to one queue: bundles of the UTF-8 ones (in
+        order, each body within ``max_bundle_bytes``), and a message for each other."""
+        entries: list[Entry] = []
+        pieces: list[tuple[bytes, str]] = []  # the open bundle's payloads, as JSON strings
+        size = 2  # the brackets
+
+        def close() -> None:
+            nonlocal size
+            if len(pieces) == 1:
+                entries.append(self.entry(pieces[0][0]))
+            elif pieces:
+                body = "[" + ",".join(piece for _, piece in pieces) + "]"
+                extra = {BUNDLE_ATTRIBUTE: {"DataType": "Number",
+                                            "StringValue": str(len(pieces))}}
+                entries.append(Entry(body, extra, len(body) + attributes_size(extra)))
+            pieces.clear()
+            size = 2
+
+        for data in payloads:
+            try:
+                # ASCII escapes keep the body valid SQS text whatever the payload holds
+                piece = json.dumps(data.decode("utf-8"))
+            except UnicodeDecodeError:
+                piece = None
+            if piece is None or len(piece) + 2 > self.max_bundle_bytes:
+                close()
+                entries.append(self.entry(data))
+                continue
+            if size + len(piece) + 1 > self.max_bundle_bytes:
+                close()
+            pieces.append((data, piece))
+            size += len(piece) + 1
+        close()
+        return entries
+
     def send(self, messages: Sequence[Outgoing]) -> None:
         per_dest: dict[int, list[bytes]] = {}
         for msg in messages:
@@ -112,9 +162,12 @@ class SqsSender:
         jobs: list[tuple[str, list[Entry]]] = []
         for dest, payloads in sorted(per_dest.items()):
             url = self.config.queue_url(self.config.partition_queue(dest))
-            entries = list(self._pool.map(self.entry, payloads)) if any(
-                len(p) > self.max_message_bytes // 2 for p in payloads
-            ) else [self.entry(p) for p in payloads]
+            if any(len(p) > self.max_message_bytes // 2 for p in payloads):
+                entries = list(self._pool.map(self.entry, payloads))
+            elif self.max_bundle_bytes:
+                entries = self.bundles(payloads)
+            else:
+                entries = [self.entry(p) for p in payloads]
             for batch in split(entries, self.max_batch_count, self.max_batch_bytes):
                 jobs.append((url, batch))
         self.send_entries(jobs)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
-from hosts.aws.claims import put_claim
+from hosts.aws.claims import BUNDLE_ATTRIBUTE, put_claim
 from hosts.aws.config import AwsConfig
 from hosts.aws.handler import KIND_ATTRIBUTE, AwsHost
 from hosts.aws.local import FakeContext
@@ -62,6 +62,30 @@ def test_records_not_covered_by_the_commit_are_reported(aws: AwsConfig) -> None:
     assert [b.data for b in worker.batches[0]] == [b"m0", b"m1", b"m2"]
     assert [b.ref for b in worker.batches[0]] == ["id0", "id1", "id2"]
     assert worker.batches[0][0].time > 1_000_000_000  # the SentTimestamp, in seconds
+
+
+def test_a_bundle_is_covered_only_when_all_its_payloads_are(aws: AwsConfig) -> None:
+    queue = aws.partition_queue(2)
+
+    def records() -> list[dict[str, object]]:
+        return [sqs_record(aws, queue, "solo", message_id="s"),
+                sqs_record(aws, queue, '["b0","b1","b2"]', {BUNDLE_ATTRIBUTE: "3"},
+                           message_id="b")]
+
+    worker = ScriptedWorker()
+    assert _failures(_host(aws, worker).on_partition_batch(sqs_event(*records()))) == []
+    assert [b.data for b in worker.batches[0]] == [b"solo", b"b0", b"b1", b"b2"]
+    assert len({b.ref for b in worker.batches[0]}) == 4
+    worker = ScriptedWorker(ack="first")  # the bundle is partly covered: it comes back
+    assert _failures(_host(aws, worker).on_partition_batch(sqs_event(*records()))) == ["b"]
+    for ack in ("stale", "boom"):  # the bundle is named once
+        response = _host(aws, ScriptedWorker(ack=ack)).on_partition_batch(sqs_event(*records()))
+        assert _failures(response) == ["s", "b"]
+    bad = sqs_record(aws, queue, '["b0"', {BUNDLE_ATTRIBUTE: "1"}, message_id="x")
+    response = _host(aws, ScriptedWorker()).on_partition_batch(sqs_event(bad))
+    assert _failures(response) == []  # dead-lettered with its reason, not retried
+    assert [r for _, r in _host(aws, ScriptedWorker()).store.dead_letters(2)] == [
+        "bundle is not JSON (Expecting ',' delimiter: line 1 column 6 (char 5))"]
 
 
 def test_a_stale_or_failing_invocation_acknowledges_nothing(aws: AwsConfig) -> None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hosts.aws.claims import SIZE_ATTRIBUTE, decode_body
+from hosts.aws.claims import (
+    BUNDLE_ATTRIBUTE,
+    SIZE_ATTRIBUTE,
+    ClaimError,
+    decode_body,
+    decode_payloads,
+)
 from hosts.aws.config import AwsConfig
 from hosts.aws.sender import Entry, SqsSender, split
 from hosts.aws.status import S3StatusStore
@@ -90,7 +96,7 @@ def _drain(aws: AwsConfig, partition: int) -> list[bytes]:
         if not messages:
             return got
         for m in messages:
-            got.append(decode_body(aws, m["Body"], m.get("MessageAttributes", {})))
+            got.extend(decode_payloads(aws, m["Body"], m.get("MessageAttributes", {})))
             aws.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
@@ -102,9 +108,9 @@ def test_sender_batches_and_claim_checks(aws: AwsConfig) -> None:
     near = Outgoing(2, b"z" * (1024 * 1024 - 100), "near")  # fits, but not beside others
     sender.send([*small, big, binary, near, near])
     assert sender.claims == 1
-    # 13 and 12 small messages in 2 + 2 batches, 2 batches of one near-limit message each,
+    # 13 and 12 small messages in a bundle each, 2 batches of one near-limit message each,
     # one batch with the claim check and the binary message
-    assert sender.calls == 7
+    assert sender.calls == 5
     got0, got1 = _drain(aws, 0), _drain(aws, 1)
     assert sorted(json.loads(b)["n"] for b in got0 + got1) == list(range(25))
     assert sorted(_drain(aws, 3)) == sorted([big.data, binary.data])
@@ -119,3 +125,44 @@ def test_claim_pointer_shape(aws: AwsConfig) -> None:
     assert pointer["s3BucketName"] == aws.bucket
     assert entry.attributes[SIZE_ATTRIBUTE]["StringValue"] == "5000"
     assert decode_body(aws, entry.body, entry.attributes) == b"q" * 5000
+
+
+def test_bundles_carry_any_text_in_order_within_their_size(aws: AwsConfig) -> None:
+    sender = SqsSender(aws, max_bundle_bytes=2000)
+    texts = ['{"q": "a \\"quoted\\" \\\\ back"}', "é ü 漢字 🙂", "tab\tnew\nline\x01", "</x>&"]
+    payloads = [(t * (1 + n % 7)).encode() for n, t in enumerate(texts * 30)]
+    entries = sender.bundles(payloads)
+    assert len(entries) > 1  # 120 payloads do not fit one bundle of 2000 bytes
+    for entry in entries:
+        assert entry.body.isascii() and len(entry.body) <= 2000
+        assert entry.attributes[BUNDLE_ATTRIBUTE]["StringValue"] == str(len(json.loads(entry.body)))
+    sender.send([Outgoing(1, p, str(n)) for n, p in enumerate(payloads)])
+    assert sender.calls == 1  # a few bundles: one request
+    assert _drain(aws, 1) == payloads  # every payload, byte for byte, in order
+
+
+def test_lone_or_binary_payloads_travel_unbundled(aws: AwsConfig) -> None:
+    sender = SqsSender(aws)
+    binary = b"\xff\xfe not UTF-8"
+    entries = sender.bundles([b"alone"])
+    assert [(e.body, e.attributes) for e in entries] == [("alone", {})]
+    entries = sender.bundles([b"a", binary, b"b", b"c"])
+    assert [BUNDLE_ATTRIBUTE in e.attributes for e in entries] == [False, False, True]
+    sender.send([Outgoing(0, p, "x") for p in (b"a", binary, b"b", b"c")])
+    assert _drain(aws, 0) == [b"a", binary, b"b", b"c"]
+
+
+def test_a_malformed_bundle_is_an_error(aws: AwsConfig) -> None:
+    def bundle(body: str, count: str) -> list[bytes]:
+        attributes = {BUNDLE_ATTRIBUTE: {"DataType": "Number", "StringValue": count}}
+        return decode_payloads(aws, body, attributes)
+
+    assert bundle('["a","b"]', "2") == [b"a", b"b"]
+    for body, count in (('["a", "b"', "2"), ('["a", 1]', "2"), ('["a","b"]', "3"),
+                        ('{"a": "b"}', "1")):
+        try:
+            bundle(body, count)
+        except ClaimError as error:
+            assert str(error).startswith("bundle is not")
+        else:
+            raise AssertionError(f"{body!r} was accepted")
