@@ -45,7 +45,7 @@ from azure.functions.decorators.eventhub import EventHubTrigger
 from azure.functions.decorators.http import HttpTrigger
 from azure.functions.decorators.timer import TimerTrigger
 from azure.functions.timer import TimerRequest
-from azure.storage.blob import ContainerClient
+from azure.storage.blob import BlobClient, ContainerClient
 
 from hosts.azure.events import number, trigger_batch
 from hosts.azure.functions import DEFAULTS, build_function_app
@@ -78,20 +78,27 @@ class BlobCheckpoints:
     def __init__(self, container: ContainerClient, prefix: str = "checkpoints/") -> None:
         self.container = container
         self.prefix = prefix
+        # one client per checkpoint blob, reused: making one per write builds the SDK's
+        # pipeline objects again each time
+        self._clients: dict[str, BlobClient] = {}
 
-    def _name(self, hub: str, group: str, partition: str) -> str:
-        return f"{self.prefix}{hub}/{group}/{partition}"
+    def _blob(self, hub: str, group: str, partition: str) -> BlobClient:
+        name = f"{self.prefix}{hub}/{group}/{partition}"
+        client = self._clients.get(name)
+        if client is None:
+            client = self._clients[name] = self.container.get_blob_client(name)
+        return client
 
     def get(self, hub: str, group: str, partition: str) -> int | None:
         try:
-            data = self.container.download_blob(self._name(hub, group, partition)).readall()
+            data = self._blob(hub, group, partition).download_blob().readall()
         except ResourceNotFoundError:
             return None
         return int(data)
 
     def put(self, hub: str, group: str, partition: str, sequence_number: int) -> None:
-        self.container.upload_blob(
-            self._name(hub, group, partition), str(sequence_number).encode(), overwrite=True
+        self._blob(hub, group, partition).upload_blob(
+            str(sequence_number).encode(), overwrite=True
         )
 
 
