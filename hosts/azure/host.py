@@ -226,12 +226,14 @@ class AzureHost:
             batch.append(Inbound(self.claims.resolve(body), _seconds(event.enqueued_time),
                                  number))
         report.handled = len(batch)
+        # the batch's position travels in the commit that covers it (no write of its own)
+        self.store.stage_position(partition, max(numbers) if numbers else None)
         outcome = worker.handle(batch)
         _absorb(report, outcome)
         while outcome.more and self.clock() - started < INVOCATION_LIMIT:
             outcome = worker.handle([])
             _absorb(report, outcome)
-        if numbers:
+        if numbers:  # no-op if a commit carried it; else (nothing changed) a metadata write
             self.store.set_position(partition, max(numbers))
         self.store.flush(partition)
         outcome = self._wait_for_timers(worker, outcome, started, report)

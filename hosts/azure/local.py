@@ -45,7 +45,7 @@ from azure.functions.decorators.eventhub import EventHubTrigger
 from azure.functions.decorators.http import HttpTrigger
 from azure.functions.decorators.timer import TimerTrigger
 from azure.functions.timer import TimerRequest
-from azure.storage.blob import ContainerClient
+from azure.storage.blob import BlobClient, ContainerClient
 
 from hosts.azure.events import number, trigger_batch
 from hosts.azure.functions import DEFAULTS, build_function_app
@@ -57,6 +57,12 @@ log = logging.getLogger("reactive.azure.local")
 
 LOOPBACK = "127.0.0.1"
 CHECKPOINT_EVERY = 4  # batches per checkpoint: host.json's batchCheckpointFrequency
+# seconds a consumer of a hub other than the partition hub (the ingress hub) waits per
+# socket read: its receive latency, and how often it wakes when idle. The SDK's sync
+# receiver hands events over only when a read times out, so the partition hub's
+# consumers read with the settings' short timeout (every hop of a message waits for it),
+# while requests from outside can wait a little longer for much less idle CPU
+SIDE_RECEIVE_TIMEOUT = 0.1
 
 
 def resolve(expression: str, env: Mapping[str, str]) -> str:
@@ -78,20 +84,27 @@ class BlobCheckpoints:
     def __init__(self, container: ContainerClient, prefix: str = "checkpoints/") -> None:
         self.container = container
         self.prefix = prefix
+        # one client per checkpoint blob, reused: making one per write builds the SDK's
+        # pipeline objects again each time
+        self._clients: dict[str, BlobClient] = {}
 
-    def _name(self, hub: str, group: str, partition: str) -> str:
-        return f"{self.prefix}{hub}/{group}/{partition}"
+    def _blob(self, hub: str, group: str, partition: str) -> BlobClient:
+        name = f"{self.prefix}{hub}/{group}/{partition}"
+        client = self._clients.get(name)
+        if client is None:
+            client = self._clients[name] = self.container.get_blob_client(name)
+        return client
 
     def get(self, hub: str, group: str, partition: str) -> int | None:
         try:
-            data = self.container.download_blob(self._name(hub, group, partition)).readall()
+            data = self._blob(hub, group, partition).download_blob().readall()
         except ResourceNotFoundError:
             return None
         return int(data)
 
     def put(self, hub: str, group: str, partition: str, sequence_number: int) -> None:
-        self.container.upload_blob(
-            self._name(hub, group, partition), str(sequence_number).encode(), overwrite=True
+        self._blob(hub, group, partition).upload_blob(
+            str(sequence_number).encode(), overwrite=True
         )
 
 
@@ -147,7 +160,7 @@ class _Consumer:
         group = settings.consumer_group
         while not self.runner.stopping.is_set():
             checkpoint = self.runner.checkpoints.get(self.hub, group, self.partition)
-            client = settings.consumer(self.hub)
+            client = settings.consumer(self.hub, receive_timeout=self.runner.timeout_of(self.hub))
             self.client = client
             kwargs: dict[str, Any] = {}
             if self.runner.owner_level is not None:
@@ -230,6 +243,7 @@ class LocalFunctionsHost:
         owner_level: int | None = None,
         http_port: int | None = None,
         checkpoint_every: int = CHECKPOINT_EVERY,
+        side_receive_timeout: float = SIDE_RECEIVE_TIMEOUT,
     ) -> None:
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
@@ -244,6 +258,7 @@ class LocalFunctionsHost:
         self.owner_level = owner_level
         self.http_port = http_port
         self.checkpoint_every = checkpoint_every
+        self.side_receive_timeout = side_receive_timeout
         self.stats = RunnerStats()
         self.stopping = threading.Event()
         self.background = ThreadPoolExecutor(1, thread_name_prefix="checkpoints")
@@ -251,6 +266,12 @@ class LocalFunctionsHost:
         self._threads: list[threading.Thread] = []
         self._http: ThreadingHTTPServer | None = None
         self.url: str | None = None
+
+    def timeout_of(self, hub: str) -> float:
+        """The socket read timeout of a consumer of ``hub``."""
+        if hub == self.settings.partition_hub:
+            return self.settings.receive_timeout
+        return max(self.settings.receive_timeout, self.side_receive_timeout)
 
     def _partitions_of(self, hub: str) -> list[str]:
         producer = self.settings.producer(hub)

@@ -144,13 +144,18 @@ class AzureSettings:
         assert self.eventhubs_namespace is not None
         return EventHubProducerClient(self.eventhubs_namespace, hub, _credential())
 
-    def consumer(self, hub: str, group: str | None = None) -> EventHubConsumerClient:
+    def consumer(
+        self, hub: str, group: str | None = None, receive_timeout: float | None = None
+    ) -> EventHubConsumerClient:
+        """A consumer whose socket reads wait ``receive_timeout`` (default: the
+        settings'), which is its receive latency and how often it wakes when idle."""
         group = group or self.consumer_group
+        timeout = self.receive_timeout if receive_timeout is None else receive_timeout
         if self.eventhubs_connection:
             connection, _ = strip_entity_path(self.eventhubs_connection)
             return EventHubConsumerClient.from_connection_string(
-                connection, group, eventhub_name=hub, socket_timeout=self.receive_timeout
+                connection, group, eventhub_name=hub, socket_timeout=timeout
             )
         assert self.eventhubs_namespace is not None
         return EventHubConsumerClient(self.eventhubs_namespace, hub, group, _credential(),
-                                      socket_timeout=self.receive_timeout)
+                                      socket_timeout=timeout)

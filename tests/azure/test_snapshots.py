@@ -185,27 +185,85 @@ def test_delivered_and_position_survive_a_restart(container: ContainerClient) ->
     assert third.load(0).version == v2
 
 
-def test_flushes_waiting_for_the_background_write_only_the_latest_marks(
+def loaded_position(container: ContainerClient) -> int | None:
+    """The position another process finds on a load."""
+    other = fresh(container)
+    other.load(0)
+    return other.position(0)
+
+
+def test_position_travels_in_the_commit(container: ContainerClient) -> None:
+    """A commit records the transport position it covers in its own append: no request
+    of its own, and a restart knows it."""
+    store = fresh(container)
+    store.stage_position(0, 41)
+    v1 = store.append(0, b"d1", None)
+    store.stage_position(0, 57)
+    before = store.calls
+    v2 = store.append(0, b"d2", v1)
+    assert store.calls - before == 1
+    assert store.position(0) == 57
+    other = fresh(container)
+    assert other.load(0) == Stored(None, (b"d1", b"d2"), v2, None)
+    assert other.position(0) == 57
+    other.stage_position(0, 60)
+    v3 = other.compact(0, b"base", v2)  # the new generation starts at the staged position
+    third = fresh(container)
+    assert third.load(0).version == v3
+    assert third.position(0) == 60
+
+
+def test_a_lost_commit_drops_its_staged_position(container: ContainerClient) -> None:
+    first = fresh(container)
+    v1 = first.append(0, b"d1", None)
+    late = fresh(container)
+    assert late.load(0).version == v1
+    first.append(0, b"d2", v1)
+    late.stage_position(0, 99)
+    with pytest.raises(StaleSnapshotError):
+        late.append(0, b"lost", v1)
+    assert late.position(0) is None
+    late.load(0)
+    late.append(0, b"d3", late.load(0).version)  # a later commit does not carry it either
+    assert loaded_position(container) is None
+
+
+def test_a_superseded_delivery_mark_is_not_written(container: ContainerClient) -> None:
+    """Only the last commit's mark matters: a mark still waiting when the partition
+    commits again costs no request."""
+    store = BlobSnapshotStore(container, mark_delay=2.0)
+    try:
+        v1 = store.append(0, b"d1", None)
+        before = store.calls
+        store.mark_delivered(0, v1)
+        store.flush(0)
+        v2 = store.append(0, b"d2", v1)
+        store.drain()
+        assert store.calls - before == 1  # the append only
+        assert fresh(container).load(0).delivered is None
+        store.mark_delivered(0, v2)
+        store.flush(0)
+        store.drain()
+        assert store.calls - before == 2
+        assert fresh(container).load(0).delivered == v2
+    finally:
+        store.close()
+
+
+def test_a_position_without_a_commit_is_written_even_when_its_mark_is_superseded(
     container: ContainerClient,
 ) -> None:
-    """A busy partition flushes after every invocation; while the background thread is
-    busy, the waiting flushes collapse into one write of the latest marks."""
-    store = fresh(container)
-    version = store.append(0, b"d", None)
-    store.drain()
-    release = threading.Event()
-    store._background.submit(release.wait, 30)  # the background thread is busy
-    before = store.calls
-    for position in range(10, 15):
-        store.mark_delivered(0, version)
-        store.set_position(0, position)
+    store = BlobSnapshotStore(container, mark_delay=2.0)
+    try:
+        v1 = store.append(0, b"d1", None)
+        store.mark_delivered(0, v1)
+        store.set_position(0, 12)  # e.g. a batch of wake-ups: no commit carries it
         store.flush(0)
-    release.set()
-    store.drain()
-    assert store.calls - before == 1
-    other = fresh(container)
-    assert other.load(0).delivered == version
-    assert other.position(0) == 14
+        store.append(0, b"d2", v1)
+        store.drain()
+        assert loaded_position(container) == 12
+    finally:
+        store.close()
 
 
 def test_flushes_within_the_mark_delay_write_once(container: ContainerClient) -> None:
