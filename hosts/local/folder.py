@@ -128,6 +128,10 @@ class FolderState:
         self.partition_commits = 0  # snapshot appends and compactions
         self._grouping = False
         self._savepoint = False  # the current block is a savepoint in an open transaction
+        # the current block began in an open transaction and has not written yet: its
+        # savepoint is taken at its first write, so a block that writes nothing (an
+        # invocation with no input) costs no SAVEPOINT and RELEASE statements
+        self._block_pending = False
         self._may_defer = False  # the current block may leave its transaction open
         self._wrote = False  # the current block wrote
         self._committed_partition = False  # ... and appended or compacted
@@ -137,10 +141,10 @@ class FolderState:
         # This needs no commit_held() between a block's append and its delivery: the
         # worker calls it only before it runs activities, which come before its commit
         self._marked: dict[int, str] = {}
-        # health rows published in the open transaction, written once at its commit
-        # (every invocation publishes one; a group commit holds several invocations)
-        self._health: dict[int, str] = {}
-        self._health_before: dict[int, str] = {}  # ... as they were when the block began
+        # health published in the open transaction, encoded and written once at its
+        # commit (every invocation publishes one; a group commit holds several)
+        self._health: dict[int, PartitionHealth] = {}
+        self._health_before: dict[int, PartitionHealth] = {}  # ... when the block began
         self.partitions = self._check_meta(app_name, partitions)
 
     # -- opening -----------------------------------------------------------------------------
@@ -228,9 +232,8 @@ class FolderState:
             self._may_defer = group_commit
             self._marked.clear()
             self._health_before = dict(self._health)
-            self._savepoint = self._db.in_transaction
-            if self._savepoint:
-                self._db.execute("SAVEPOINT block")
+            self._savepoint = False
+            self._block_pending = self._db.in_transaction
             try:
                 yield
             except BaseException:
@@ -242,7 +245,7 @@ class FolderState:
                 if self._db.in_transaction and not self._may_wait():
                     self._commit()
             finally:
-                self._savepoint = False
+                self._savepoint = self._block_pending = False
                 self._grouping = False
 
     def on_commit(self, listener: Callable[[bool], None]) -> None:
@@ -259,7 +262,7 @@ class FolderState:
     def _commit(self) -> None:
         if self._health:
             self._db.executemany("INSERT OR REPLACE INTO health VALUES (?, ?)",
-                                 list(self._health.items()))
+                                 [(p, _health_row(h)) for p, h in self._health.items()])
             self._health.clear()
         self._db.execute("COMMIT")  # with fsync on, the one fsync of the transaction
         self.durable_commits += 1
@@ -274,6 +277,8 @@ class FolderState:
         if self._savepoint:  # keep the blocks before this one
             self._db.execute("ROLLBACK TO block")
             self._db.execute("RELEASE block")
+            self._health = self._health_before
+        elif self._block_pending:  # it wrote nothing: the blocks before it stay whole
             self._health = self._health_before
         else:
             self._db.execute("ROLLBACK")
@@ -296,7 +301,8 @@ class FolderState:
         with self._mutex:
             if self._db.in_transaction:
                 self._commit()
-                self._savepoint = False  # a block's later writes begin a new transaction
+                # a block's later writes begin a new transaction
+                self._savepoint = self._block_pending = False
 
     def _do(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``work`` as a write: inside a block directly in its transaction (the hot
@@ -313,6 +319,10 @@ class FolderState:
         if not self._db.in_transaction:
             self._db.execute("BEGIN IMMEDIATE")
             self._opened = time.monotonic()
+        elif self._block_pending:  # the first write of a block in an open transaction
+            self._db.execute("SAVEPOINT block")
+            self._savepoint = True
+        self._block_pending = False
         self._wrote = True
         return self._db
 
@@ -507,18 +517,16 @@ class FolderState:
     # -- the status store ------------------------------------------------------------------------
 
     def publish(self, records: Sequence[StatusRecord], health: PartitionHealth) -> None:
-        # by hand: dataclasses.asdict() copies deeply and costs more than the write
-        row = json.dumps({name: getattr(health, name) for name in _HEALTH_FIELDS})
         with self._mutex:
             if records:
                 self._do(lambda db: self._publish(db, records))
-            if self._grouping:  # written once when the transaction commits
+            if self._grouping:  # encoded and written once when the transaction commits
                 self._grouped()
-                self._health[health.partition] = row
+                self._health[health.partition] = health
             else:
                 with self._write() as db:
                     db.execute("INSERT OR REPLACE INTO health VALUES (?, ?)",
-                               (health.partition, row))
+                               (health.partition, _health_row(health)))
 
     @staticmethod
     def _publish(db: sqlite3.Connection, records: Sequence[StatusRecord]) -> None:
@@ -577,6 +585,11 @@ class FolderState:
 
 
 _HEALTH_FIELDS = tuple(f.name for f in dataclasses.fields(PartitionHealth))
+
+
+def _health_row(health: PartitionHealth) -> str:
+    # by hand: dataclasses.asdict() copies deeply and costs more than the write
+    return json.dumps({name: getattr(health, name) for name in _HEALTH_FIELDS})
 
 
 def _json(value: Any) -> str:

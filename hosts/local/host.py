@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from hosts.local.folder import FolderState
 from reactive import App
-from reactive.hosting import Partition, describe_waits
+from reactive.hosting import Partition, describe_waits, envelope
 from reactive.hosting.client import SeamClient
 from reactive.hosting.memory import MemoryLogs, MemoryStatusStore, MemoryStore
 from reactive.hosting.seams import Inbound, Outgoing, SnapshotStore, StatusStore
@@ -105,6 +105,9 @@ class LocalHost:
         self.activity_runs = 0
         self.duplicates_dropped = 0
         self.restores = 0
+        # messages between this host's partitions never leave the process: a receiver
+        # takes the sender's message instead of parsing and validating its bytes again
+        self.recent = envelope.Recent()
         self.workers = [self.new_worker(i) for i in range(count)]
         if self.folder is not None:  # it knows when a held transaction commits at last
             self.folder.on_commit(self._tell_commit)
@@ -113,7 +116,8 @@ class LocalHost:
         """A worker for partition ``index`` on this host's seams (tests make extra ones
         to play a second, concurrent invocation)."""
         return PartitionWorker(self.schema, index, self.options, self.store, self.inbox,
-                               self.status, self.clock, output=_Output(self))
+                               self.status, self.clock, output=_Output(self),
+                               recent=self.recent)
 
     def _log(self, partition: int, level: int, text: str) -> None:
         self.logs.append((partition, level, text))

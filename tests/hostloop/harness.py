@@ -431,8 +431,12 @@ def new_cluster(kind: str, partitions: int, seed: int, faults: Faults,
     schema = app.compile()
     # compact as soon as the deltas outgrow the base: the faults must meet compactions
     options = WorkerOptions(partitions, time_budget=time_budget, compact_min_bytes=0)
+    # the local host's workers share its cache of the messages they encode (a receiver
+    # takes the message instead of parsing it), the spare included
+    recent = host.recent if kind == "local" and host is not None else None
     workers = [
-        [PartitionWorker(schema, i, options, store, transport, status, clock, _Sink(output))
+        [PartitionWorker(schema, i, options, store, transport, status, clock, _Sink(output),
+                         recent=recent)
          for _ in range(2)]
         for i in range(partitions)
     ]

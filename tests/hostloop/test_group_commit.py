@@ -177,3 +177,47 @@ def test_a_commit_in_a_block_is_fenced_and_marks_its_delivery_with_it(tmp_path: 
         assert folder.load(0).delivered == folder.load(0).version
     finally:
         host.close()
+
+
+def test_an_invocation_that_writes_nothing_costs_no_savepoint_and_keeps_the_held_commit(
+    tmp_path: Path,
+) -> None:
+    """An invocation inside a held transaction takes its savepoint at its first write: one
+    with nothing to do runs no SAVEPOINT or RELEASE, and if it fails, the held commit's
+    writes stay and become durable with the next commit."""
+    host = LocalHost(app, partitions=4, state_dir=tmp_path / "s")
+    assert host.folder is not None
+    folder = host.folder
+    folder.commit_interval = 3600.0
+    other = FolderState(tmp_path / "s", app.name, driver=False)  # another process's view
+    try:
+        client = host.client()
+        host.run()  # every partition's first commit
+        iid = "inc"
+        owner = host.schema.instance_owner(iid, host.count)
+        client.start(IncrementMany(counter=1, times=2), instance_id=iid)
+        assert host.invoke(owner, group_commit=True).committed is not None
+        held = folder.durable_commits
+        idle = next(p for p in range(host.count) if not folder.backlog(p))
+        statements: list[str] = []
+        folder._db.set_trace_callback(statements.append)
+        outcome = host.invoke(idle, group_commit=True)
+        assert outcome.committed is None
+        assert not [s for s in statements if s.split()[0] in ("SAVEPOINT", "RELEASE")]
+
+        class Crash(Exception):
+            pass
+
+        with pytest.raises(Crash), folder.group(group_commit=True):
+            raise Crash
+        folder._db.set_trace_callback(None)
+        assert folder.durable_commits == held
+        assert other.get(iid).status == "pending"  # type: ignore[union-attr]
+        folder.commit_held()
+        assert other.get(iid).status == "running"  # type: ignore[union-attr]
+        host.run()
+        record = other.get(iid)
+        assert record is not None and record.status == "completed" and record.result == [1, 2]
+    finally:
+        other.close()
+        host.close()
