@@ -497,6 +497,11 @@ class FolderState:
             self.partition_commits += 1
         return version
 
+    def delivers_with_commit(self) -> bool:
+        """Whether an append or compaction now marks its delivery with it (inside a
+        block, which lands whole or not at all; see ``_marked``)."""
+        return self._grouping
+
     def mark_delivered(self, partition: int, version: str) -> None:
         with self._mutex:
             if self._grouping and self._marked.get(partition) == version:

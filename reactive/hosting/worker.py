@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import pydantic_core
 
@@ -65,6 +65,16 @@ class LoggingOutput:
 
     def unhandled(self, partition: int, text: str) -> None:
         log.error("partition %d: unhandled error: %s", partition, text)
+
+
+@runtime_checkable
+class DeliversWithCommit(Protocol):
+    """A store whose next append or compaction may land in one all-or-nothing
+    transaction with the delivery that follows it, and mark it delivered there (the state
+    folder inside a block). The method's name is the whole check: keep it unique."""
+
+    def delivers_with_commit(self) -> bool:
+        """Whether the next commit's delivery lands, and is marked, with the commit."""
 
 
 @dataclass
@@ -182,6 +192,8 @@ class PartitionWorker:
         self.recent = recent
         self._warm: _Warm | None = None
         self._flush = store.commit_held if isinstance(store, GroupCommit) else None
+        self._with_commit = (store.delivers_with_commit
+                             if isinstance(store, DeliversWithCommit) else None)
 
     # -- the invocation --------------------------------------------------------------------
 
@@ -403,7 +415,7 @@ class PartitionWorker:
         delta = {
             "format": FORMAT,
             "partition": part.take_delta(),
-            "host": host.to_json(),
+            "host": self._stored_host(host),
             "requests": {r: warm.requests.get(r) for r in warm.dirty_requests},
             "held": {k: warm.held.get(k) for k in warm.dirty_held},
         }
@@ -434,10 +446,20 @@ class PartitionWorker:
         return {
             "format": FORMAT,
             "partition": warm.part.snapshot(),
-            "host": warm.host.to_json(),
+            "host": self._stored_host(warm.host),
             "requests": dict(warm.requests),
             "held": dict(warm.held),
         }
+
+    def _stored_host(self, host: _Host) -> dict[str, Any]:
+        """The worker's part as the commit stores it. A commit whose delivery lands in
+        its own transaction and is marked delivered there is never delivered again from
+        the store, so its outbox, statuses and output are not stored (a quarter of a
+        bank commit's bytes); they stay in memory for the delivery."""
+        stored = host.to_json()
+        if self._with_commit is not None and self._with_commit():
+            stored.update(outbox=[], statuses=[], output=[])
+        return stored
 
     def _deliver(self, warm: _Warm, hook: Hook | None) -> None:
         """Send the last commit's outbox, publish its statuses, emit its output."""

@@ -6,7 +6,9 @@ it returns. (That a crash loses nothing is the kill -9 test's and the crash matr
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -220,4 +222,47 @@ def test_an_invocation_that_writes_nothing_costs_no_savepoint_and_keeps_the_held
         assert record is not None and record.status == "completed" and record.result == [1, 2]
     finally:
         other.close()
+        host.close()
+
+
+def _last_outbox(folder: FolderState, partition: int) -> list[Any]:
+    stored = folder.load(partition)
+    assert stored.deltas and stored.delivered == stored.version
+    outbox: list[Any] = json.loads(stored.deltas[-1].partition(b"\n")[2])["host"]["outbox"]
+    return outbox
+
+
+def test_a_commit_delivered_in_its_own_transaction_stores_no_outbox(tmp_path: Path) -> None:
+    """Inside a block the delivery lands with the commit and is marked with it, so the
+    commit does not store its outbox; outside a block (a worker driven on the folder
+    directly, which delivers after a durable commit) it still does."""
+    host = LocalHost(app, partitions=4, state_dir=tmp_path / "s")
+    folder = host.folder
+    assert folder is not None
+    try:
+        client = host.client()
+        host.run()  # every partition's first commit
+        schema = host.schema
+        results = []
+        for n, in_block in enumerate((True, False)):
+            iid = f"inc{n}"
+            owner = schema.instance_owner(iid, host.count)
+            counter = next(
+                c for c in range(100)
+                if schema.owner(schema.states_by_name["UpdateCounter"].affinity.pkey(
+                    CounterKey(counter=c)), host.count) != owner
+            )
+            client.start(IncrementMany(counter=counter, times=2), instance_id=iid)
+            if in_block:
+                outcome = host.invoke(owner)
+            else:
+                batch = folder.read(owner, 10)
+                outcome = host.workers[owner].handle(batch)
+                folder.acknowledge(owner, outcome.acknowledged)
+            assert outcome.sent == 1
+            assert len(_last_outbox(folder, owner)) == (0 if in_block else 1)
+            host.run()
+            results.append(client.status(iid))
+        assert [r.result if r else None for r in results] == [[1, 2], [1, 2]]
+    finally:
         host.close()
