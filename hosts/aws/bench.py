@@ -4,9 +4,10 @@
 
 Without ``--endpoint`` a moto server is started on 127.0.0.1 (a free port) and stopped by
 its pid. Beside throughput it reports the host process's own CPU per orchestration (the
-runner, the handlers and boto3: everything but the server), the moto server's CPU per
-orchestration, the AWS calls per orchestration, and the share of the wall time during
-which at least one call was waiting on moto, so the gap to what moto allows is visible.
+runner, the handlers and boto3; not the client, whose share of the ``reactive bench`` window
+is reported apart), the moto server's CPU per orchestration, the AWS calls per
+orchestration, and the share of the wall time during which at least one call was waiting
+on moto, so the gap to what moto allows is visible.
 
 :func:`aws_local` is the hook for ``reactive bench --hosts aws-local``: a context manager
 yielding an object with ``client()`` and ``run(until)`` like the other bench hosts.
