@@ -53,6 +53,16 @@ def test_a_driver_run_shares_fsyncs_between_invocations(tmp_path: Path) -> None:
         alone.close()
 
 
+
+def _counter_elsewhere(host: LocalHost, owner: int) -> int:
+    """A counter whose state lives on another partition than ``owner``."""
+    schema = host.schema
+    return next(
+        c for c in range(100)
+        if schema.owner(schema.states_by_name["UpdateCounter"].affinity.pkey(
+            CounterKey(counter=c)), host.count) != owner
+    )
+
 def test_a_held_commit_is_invisible_until_durable(tmp_path: Path) -> None:
     host = LocalHost(app, partitions=4, state_dir=tmp_path / "s")
     assert host.folder is not None
@@ -63,11 +73,7 @@ def test_a_held_commit_is_invisible_until_durable(tmp_path: Path) -> None:
         schema = host.schema
         iid = "inc"
         owner = schema.instance_owner(iid, host.count)
-        counter = next(
-            c for c in range(100)
-            if schema.owner(schema.states_by_name["UpdateCounter"].affinity.pkey(
-                CounterKey(counter=c)), host.count) != owner
-        )
+        counter = _counter_elsewhere(host, owner)
         client.start(IncrementMany(counter=counter, times=2), instance_id=iid)
         assert other.get(iid).status == "pending"  # type: ignore[union-attr]
 
@@ -247,11 +253,7 @@ def test_a_commit_delivered_in_its_own_transaction_stores_no_outbox(tmp_path: Pa
         for n, in_block in enumerate((True, False)):
             iid = f"inc{n}"
             owner = schema.instance_owner(iid, host.count)
-            counter = next(
-                c for c in range(100)
-                if schema.owner(schema.states_by_name["UpdateCounter"].affinity.pkey(
-                    CounterKey(counter=c)), host.count) != owner
-            )
+            counter = _counter_elsewhere(host, owner)
             client.start(IncrementMany(counter=counter, times=2), instance_id=iid)
             if in_block:
                 outcome = host.invoke(owner)
