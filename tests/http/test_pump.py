@@ -183,6 +183,45 @@ def test_submitted_starts_commit_with_their_processing(tmp_path: Path) -> None:
         assert status.result == bench.expected_sequence(3)
 
 
+def test_a_submitted_start_and_its_short_activities_take_one_commit(tmp_path: Path) -> None:
+    """A start run by the driver commits once, with the activities it ran: the start
+    is not made durable alone before them (that was a second fsync per request)."""
+    # one partition: the warm-up start creates it, and nothing else is left to commit
+    host = LocalHost(bench.app, partitions=1, state_dir=tmp_path, fsync=False)
+    commits: list[bool] = []
+    host.on_commit(commits.append)
+    client = host.client()
+    host.start_background()
+    reported: list[tuple[bool, Any, int]] = []
+    finished = threading.Event()
+
+    def done(ok: bool, value: Any) -> None:
+        reported.append((ok, value, commits.count(True)))
+        finished.set()
+
+    try:
+        # the first start also creates the partition: only the later ones are counted
+        host.submit(functools.partial(client.start, bench.HelloSequence(), "warm"), done)
+        assert finished.wait(60)
+        counts = []
+        for i in range(3):
+            finished.clear()
+            with host._mutex:  # the driver is between invocations
+                before = commits.count(True)
+                host.submit(functools.partial(client.start, bench.HelloSequence(), f"s{i}"),
+                            done)
+            assert finished.wait(60)
+            counts.append(reported[-1][2] - before)
+        statuses = [host.status.get(f"s{i}") for i in range(3)]
+    finally:
+        host.close()
+    assert [ok for ok, _, _ in reported] == [True] * 4
+    assert counts == [1, 1, 1]
+    for status in statuses:
+        assert status is not None and status.status == "completed"
+        assert status.result == bench.expected_sequence(3)
+
+
 def test_submit_needs_a_driven_host(tmp_path: Path) -> None:
     host = LocalHost(bench.app, partitions=1, state_dir=tmp_path, fsync=False)
     try:
