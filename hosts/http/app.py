@@ -35,7 +35,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hosts.http.metrics import Metrics
-from hosts.http.pump import Batch, GroupWriter, Submit, Watcher, observe_publish, settle
+from hosts.http.pump import (
+    Batch,
+    GroupWriter,
+    Submit,
+    Watcher,
+    observe_publish,
+    settle_from_thread,
+)
 from hosts.text import article, name_hint
 from reactive import Client, ReactiveError
 from reactive.hosting import BUILTINS, ClientPerform, Kind, OperationInfo, Schema
@@ -283,7 +290,7 @@ class Api:
         future: asyncio.Future[Any] = loop.create_future()
 
         def done(ok: bool, value: Any) -> None:
-            loop.call_soon_threadsafe(settle, future, ok, value)
+            settle_from_thread(future, ok, value)
 
         self.submit(functools.partial(fn, *args), done)
         return await future
@@ -480,7 +487,8 @@ def create_app(
         name=API_KEY_HEADER, auto_error=False, description="the server's API key"
     )
 
-    def require_key(request: Request, given: str | None = Security(key_header)) -> None:
+    # async: a plain def dependency would run in a worker thread on every request
+    async def require_key(request: Request, given: str | None = Security(key_header)) -> None:
         if api_key is None:
             return
         if given is None:

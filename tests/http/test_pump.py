@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from hosts.bench import workloads as bench
-from hosts.http.pump import GroupWriter, Watcher, observe_publish
+from hosts.http.pump import GroupWriter, Watcher, observe_publish, settle_from_thread
 from hosts.local import LocalHost
 from reactive.hosting.memory import MemoryStatusStore
 from reactive.hosting.seams import PartitionHealth, StatusRecord
@@ -135,6 +135,42 @@ def test_watcher_following_commits_answers_only_what_committed() -> None:
     after_rollback, before_commit, found = asyncio.run(main())
     assert not after_rollback and not before_commit
     assert found is not None and found.status == "failed"
+
+
+def test_futures_settled_from_a_thread_share_wake_ups_of_their_loop() -> None:
+    """A commit that ends many requests settles each with its own value (or error),
+    and wakes their event loop once rather than once per request."""
+
+    async def scenario() -> tuple[list[Any], int]:
+        loop = asyncio.get_running_loop()
+        wake_ups = [0]
+        original = loop.call_soon_threadsafe
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            wake_ups[0] += 1
+            return original(*args, **kwargs)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign,assignment]
+        futures = [loop.create_future() for _ in range(200)]
+
+        def settle_all() -> None:
+            for i, future in enumerate(futures):
+                if i == 7:
+                    settle_from_thread(future, False, ValueError("seven"))
+                else:
+                    settle_from_thread(future, True, i)
+
+        # the loop is busy in this coroutine while the thread settles them all
+        thread = threading.Thread(target=settle_all)
+        thread.start()
+        thread.join()
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        return results, wake_ups[0]
+
+    results, wake_ups = asyncio.run(scenario())
+    assert [r for i, r in enumerate(results) if i != 7] == [i for i in range(200) if i != 7]
+    assert isinstance(results[7], ValueError)
+    assert wake_ups == 1
 
 
 # -- requests run by a LocalHost's driver ------------------------------------------------------
