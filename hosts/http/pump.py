@@ -44,6 +44,50 @@ def settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
         future.set_exception(value)
 
 
+class _Mailbox:
+    """Settles futures of one event loop from other threads, many per wake-up: each
+    ``call_soon_threadsafe`` writes to the loop's wake-up pipe, and a commit that ends
+    hundreds of requests would otherwise write it hundreds of times."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.items: list[tuple[asyncio.Future[Any], bool, Any]] = []
+
+    def post(self, future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+        with self.lock:
+            self.items.append((future, ok, value))
+            if len(self.items) > 1:
+                return  # a drain is scheduled and has not taken the list yet
+        try:
+            self.loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            with self.lock:
+                self.items.clear()
+
+    def _drain(self) -> None:
+        with self.lock:
+            items, self.items = self.items, []
+        for future, ok, value in items:
+            settle(future, ok, value)
+
+
+_mailboxes: dict[asyncio.AbstractEventLoop, _Mailbox] = {}
+_mailboxes_lock = threading.Lock()
+
+
+def settle_from_thread(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    """:func:`settle` ``future`` on its own loop, from any thread."""
+    loop = future.get_loop()
+    box = _mailboxes.get(loop)
+    if box is None:
+        with _mailboxes_lock:
+            for old in [other for other in _mailboxes if other.is_closed()]:
+                del _mailboxes[old]  # loops of finished test clients and servers
+            box = _mailboxes.setdefault(loop, _Mailbox(loop))
+    box.post(future, ok, value)
+
+
 class GroupWriter:
     """Runs calls in one thread, as many as are queued together inside one ``batch()``."""
 
@@ -99,8 +143,8 @@ class GroupWriter:
                             results.append((False, exc))
             except Exception as exc:  # the batch did not commit: none of it happened
                 results = [(False, exc)] * len(jobs)
-            for (ok, value), (_, _, future, loop) in zip(results, jobs, strict=True):
-                loop.call_soon_threadsafe(settle, future, ok, value)
+            for (ok, value), (_, _, future, _) in zip(results, jobs, strict=True):
+                settle_from_thread(future, ok, value)
 
 
 Entry = tuple["asyncio.Future[Any]", asyncio.AbstractEventLoop]
@@ -171,8 +215,8 @@ class Watcher:
     def _settle(self, instance_id: str, record: StatusRecord | None) -> None:
         with self.lock:
             entries = self.waiting.pop(instance_id, [])
-        for future, loop in entries:
-            loop.call_soon_threadsafe(settle, future, True, record)
+        for future, _ in entries:
+            settle_from_thread(future, True, record)
 
     def register(self, instance_id: str) -> Entry:
         """Watch ``instance_id`` from now on (before the request that creates it, so that
@@ -186,7 +230,11 @@ class Watcher:
                 self.thread = threading.Thread(target=self._run, name="reactive-http-watcher",
                                                daemon=True)
                 self.thread.start()
-        self.wake.set()  # the thread may be idling with nothing to watch
+        if not self.deferred:
+            # the thread may be idling with nothing to watch; following commits, its
+            # polls are a safety net that need not start at once (and waking it for
+            # every request cost a switch of threads each)
+            self.wake.set()
         return entry
 
     def release(self, instance_id: str, entry: Entry) -> None:

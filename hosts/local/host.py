@@ -27,6 +27,9 @@ from reactive.hosting.worker import Hook, Outcome, PartitionWorker, WorkerOption
 
 Done = Callable[[bool, Any], None]  # (ok, result or exception), called after the commit
 MAX_JOBS = 512  # client requests the driver takes into one transaction
+# seconds of activities that the requests' processing may run before their transaction
+# commits: short ones then share its one fsync (the requests are answered only after it)
+HOLD_FOR_ACTIVITIES = 0.01
 
 
 class VirtualClock:
@@ -241,7 +244,12 @@ class LocalHost:
                         batch += [Inbound(m.data, now) for m in direct[index]]
                     else:  # older input is waiting beyond this batch: keep the order
                         self.inbox.send(direct[index])
-                    outcome = self.workers[index].handle(batch)
+                    worker = self.workers[index]
+                    worker.hold_commits = HOLD_FOR_ACTIVITIES
+                    try:
+                        outcome = worker.handle(batch)
+                    finally:
+                        worker.hold_commits = 0.0
                     # every record handed over is acknowledged; the direct ones have no ref
                     self.inbox.acknowledge(index, [r for r in outcome.acknowledged
                                                    if r is not None])

@@ -192,6 +192,10 @@ class PartitionWorker:
         self.recent = recent
         self._warm: _Warm | None = None
         self._flush = store.commit_held if isinstance(store, GroupCommit) else None
+        # seconds of activities that may run before held commits are flushed: a driver
+        # that answers clients only after the commit sets it, so that short activities
+        # share the one fsync of the requests that caused them
+        self.hold_commits = 0.0
         self._with_commit = (store.delivers_with_commit
                              if isinstance(store, DeliversWithCommit) else None)
 
@@ -370,7 +374,7 @@ class PartitionWorker:
         while True:
             now = self.clock()
             if warm.tasks:
-                if not flushed and self._flush is not None:
+                if not flushed and self._flush is not None and now - started >= self.hold_commits:
                     self._flush()  # commits held back for group commit wait for no activity
                     flushed = True
                 task = warm.tasks.pop(0)

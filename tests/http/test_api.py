@@ -57,7 +57,11 @@ def test_auth_required_by_default() -> None:
         bearer = {"authorization": "Bearer k1"}
         assert http.get("/api/partitions", headers=bearer).status_code == 200
         assert http.get("/").status_code == 200  # the dashboard page holds no data
-        assert http.get("/openapi.json").status_code == 200
+        spec = http.get("/openapi.json").json()
+        scheme = spec["components"]["securitySchemes"]["APIKeyHeader"]
+        assert scheme["in"] == "header" and scheme["name"] == "x-api-key"
+        start = spec["paths"]["/api/orchestrations/{name}"]["post"]
+        assert start["security"] == [{"APIKeyHeader": []}]
 
 
 def test_no_key_answers_loopback_only() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from hosts.bench import workloads as bench
-from hosts.http.pump import GroupWriter, Watcher, observe_publish
+from hosts.http.pump import GroupWriter, Watcher, observe_publish, settle_from_thread
 from hosts.local import LocalHost
 from reactive.hosting.memory import MemoryStatusStore
 from reactive.hosting.seams import PartitionHealth, StatusRecord
@@ -137,6 +137,42 @@ def test_watcher_following_commits_answers_only_what_committed() -> None:
     assert found is not None and found.status == "failed"
 
 
+def test_futures_settled_from_a_thread_share_wake_ups_of_their_loop() -> None:
+    """A commit that ends many requests settles each with its own value (or error),
+    and wakes their event loop once rather than once per request."""
+
+    async def scenario() -> tuple[list[Any], int]:
+        loop = asyncio.get_running_loop()
+        wake_ups = [0]
+        original = loop.call_soon_threadsafe
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            wake_ups[0] += 1
+            return original(*args, **kwargs)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign,assignment]
+        futures = [loop.create_future() for _ in range(200)]
+
+        def settle_all() -> None:
+            for i, future in enumerate(futures):
+                if i == 7:
+                    settle_from_thread(future, False, ValueError("seven"))
+                else:
+                    settle_from_thread(future, True, i)
+
+        # the loop is busy in this coroutine while the thread settles them all
+        thread = threading.Thread(target=settle_all)
+        thread.start()
+        thread.join()
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        return results, wake_ups[0]
+
+    results, wake_ups = asyncio.run(scenario())
+    assert [r for i, r in enumerate(results) if i != 7] == [i for i in range(200) if i != 7]
+    assert isinstance(results[7], ValueError)
+    assert wake_ups == 1
+
+
 # -- requests run by a LocalHost's driver ------------------------------------------------------
 
 
@@ -179,6 +215,45 @@ def test_submitted_starts_commit_with_their_processing(tmp_path: Path) -> None:
     # one transaction for the lot (two if the driver took the first job before the rest)
     assert len(set(seen)) <= 2
     for status in statuses.values():
+        assert status is not None and status.status == "completed"
+        assert status.result == bench.expected_sequence(3)
+
+
+def test_a_submitted_start_and_its_short_activities_take_one_commit(tmp_path: Path) -> None:
+    """A start run by the driver commits once, with the activities it ran: the start
+    is not made durable alone before them (that was a second fsync per request)."""
+    # one partition: the warm-up start creates it, and nothing else is left to commit
+    host = LocalHost(bench.app, partitions=1, state_dir=tmp_path, fsync=False)
+    commits: list[bool] = []
+    host.on_commit(commits.append)
+    client = host.client()
+    host.start_background()
+    reported: list[tuple[bool, Any, int]] = []
+    finished = threading.Event()
+
+    def done(ok: bool, value: Any) -> None:
+        reported.append((ok, value, commits.count(True)))
+        finished.set()
+
+    try:
+        # the first start also creates the partition: only the later ones are counted
+        host.submit(functools.partial(client.start, bench.HelloSequence(), "warm"), done)
+        assert finished.wait(60)
+        counts = []
+        for i in range(3):
+            finished.clear()
+            with host._mutex:  # the driver is between invocations
+                before = commits.count(True)
+                host.submit(functools.partial(client.start, bench.HelloSequence(), f"s{i}"),
+                            done)
+            assert finished.wait(60)
+            counts.append(reported[-1][2] - before)
+        statuses = [host.status.get(f"s{i}") for i in range(3)]
+    finally:
+        host.close()
+    assert [ok for ok, _, _ in reported] == [True] * 4
+    assert counts == [1, 1, 1]
+    for status in statuses:
         assert status is not None and status.status == "completed"
         assert status.result == bench.expected_sequence(3)
 

@@ -28,12 +28,13 @@ class Served:
     banner: list[str]
 
 
-def serve(state: Path, *extra: str, env_key: str | None = KEY) -> Served:
+def serve(state: Path, *extra: str, env_key: str | None = KEY,
+          app: str = "samples.hello.app:app") -> Served:
     env = {k: v for k, v in os.environ.items() if k != "REACTIVE_API_KEY"}
     if env_key is not None:
         env["REACTIVE_API_KEY"] = env_key
     proc = subprocess.Popen(
-        [sys.executable, "-m", "reactive", "serve", "samples.hello.app:app", "--state",
+        [sys.executable, "-m", "reactive", "serve", app, "--state",
          str(state), "--port", "0", "--quiet", *extra],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
