@@ -15,6 +15,7 @@ batch with different contents) and however many invocations of one partition run
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import logging
 import time
@@ -25,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 import pydantic_core
 
 from reactive import errors
-from reactive.core.messages import Message, Tick
+from reactive.core.messages import ActivityResult, Message, Tick
 from reactive.core.partition import ActivityTask, Effects, Partition, apply_delta
 from reactive.hosting import envelope
 from reactive.hosting.activities import execute_activity
@@ -196,6 +197,9 @@ class PartitionWorker:
         # that answers clients only after the commit sets it, so that short activities
         # share the one fsync of the requests that caused them
         self.hold_commits = 0.0
+        # runs activities while commits are held, so that one outlasting the hold is
+        # waited for only after the flush (a held commit keeps the store's write lock)
+        self._holding: concurrent.futures.ThreadPoolExecutor | None = None
         self._with_commit = (store.delivers_with_commit
                              if isinstance(store, DeliversWithCommit) else None)
 
@@ -370,17 +374,22 @@ class PartitionWorker:
         """Run activities and due timers, feeding their results back in memory, until
         none is left or the time budget is spent; True if anything ran."""
         started = self.clock()
-        ran = flushed = False
+        # real time, not the host's clock (a virtual clock need not move while user code
+        # runs): how long held commits may wait for activities
+        hold_until = time.monotonic() + self.hold_commits
+        ran = False
+        flushed = self._flush is None
         while True:
             now = self.clock()
             if warm.tasks:
-                if not flushed and self._flush is not None and now - started >= self.hold_commits:
-                    self._flush()  # commits held back for group commit wait for no activity
-                    flushed = True
                 task = warm.tasks.pop(0)
-                result = execute_activity(
-                    self.schema, task, lambda level, text: self.output.log(self.index, level, text)
-                )
+                if not flushed and time.monotonic() >= hold_until:
+                    self._flush_held()  # commits held back for group commit wait for no activity
+                    flushed = True
+                if flushed:
+                    result = self._execute(task)
+                else:
+                    result, flushed = self._execute_holding(task, hold_until)
                 outcome.activities += 1
                 self._absorb(warm.part.process(result, self.clock()), effects, warm)
             else:
@@ -391,6 +400,32 @@ class PartitionWorker:
             ran = True
             if self.clock() - started >= self.options.time_budget:
                 return ran
+
+    def _execute(self, task: ActivityTask) -> ActivityResult:
+        return execute_activity(
+            self.schema, task, lambda level, text: self.output.log(self.index, level, text)
+        )
+
+    def _flush_held(self) -> None:
+        assert self._flush is not None
+        self._flush()
+
+    def _execute_holding(
+        self, task: ActivityTask, hold_until: float
+    ) -> tuple[ActivityResult, bool]:
+        """Run one activity while commits are held: if it outlasts the hold, flush them
+        while it runs, so that a long activity never keeps the store locked; True if it
+        flushed."""
+        if self._holding is None:
+            self._holding = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"reactive-activity-p{self.index}"
+            )
+        running = self._holding.submit(self._execute, task)
+        try:
+            return running.result(timeout=max(0.0, hold_until - time.monotonic())), False
+        except concurrent.futures.TimeoutError:
+            self._flush_held()
+            return running.result(), True
 
     # -- committing and delivering ----------------------------------------------------------
 

@@ -13,9 +13,12 @@ from typing import Any
 
 import pytest
 
+import sqlite3
+
 from hosts.bench import workloads as bench
 from hosts.http.pump import GroupWriter, Watcher, observe_publish, settle_from_thread
 from hosts.local import LocalHost
+from reactive import Activity, ActivityContext, App, Orchestration, OrchestrationContext
 from reactive.hosting.memory import MemoryStatusStore
 from reactive.hosting.seams import PartitionHealth, StatusRecord
 
@@ -256,6 +259,52 @@ def test_a_submitted_start_and_its_short_activities_take_one_commit(tmp_path: Pa
     for status in statuses:
         assert status is not None and status.status == "completed"
         assert status.result == bench.expected_sequence(3)
+
+
+# an activity that runs until the test lets it go (module level: the app needs the class)
+_gate_app = App("held-commit-tests")
+_activity_running = threading.Event()
+_activity_gate = threading.Event()
+
+
+@_gate_app.register
+class WaitForGate(Activity[str]):
+    def execute(self, ctx: ActivityContext) -> str:
+        _activity_running.set()
+        _activity_gate.wait(60)
+        return "let go"
+
+
+@_gate_app.register
+class Gated(Orchestration[str]):
+    async def execute(self, ctx: OrchestrationContext) -> str:
+        return await ctx.perform(WaitForGate())
+
+
+def test_a_long_activity_does_not_keep_the_requests_transaction_open(tmp_path: Path) -> None:
+    """Short activities may share their start's commit, but one that runs on must not
+    hold the folder's write lock: other processes add input to the folder meanwhile."""
+    _activity_running.clear()
+    _activity_gate.clear()
+    host = LocalHost(_gate_app, partitions=1, state_dir=tmp_path, fsync=False)
+    client = host.client()
+    host.start_background()
+    finished = threading.Event()
+    try:
+        host.submit(functools.partial(client.start, Gated(), "g"), lambda ok, v: finished.set())
+        assert _activity_running.wait(60)
+        other = sqlite3.connect(tmp_path / "state.db", timeout=5.0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # "database is locked" while a commit is held
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        _activity_gate.set()
+        assert finished.wait(60)
+        assert client.wait("g", timeout=60) == "let go"
+    finally:
+        _activity_gate.set()
+        host.close()
 
 
 def test_submit_needs_a_driven_host(tmp_path: Path) -> None:
