@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-import sqlite3
 
 from hosts.bench import workloads as bench
 from hosts.http.pump import GroupWriter, Watcher, observe_publish, settle_from_thread
