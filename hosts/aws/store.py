@@ -293,9 +293,10 @@ class S3SnapshotStore:
                 while not self._deferred:
                     self._marks_lock.wait()
                 due = self._due_marks(everything=False)
-                if not due:
-                    wait = min(at for _, at in self._deferred.values()) - time.monotonic()
-                    self._marks_lock.wait(max(wait, 0.01))
+                if not due:  # none due yet, or the due ones were superseded
+                    if self._deferred:
+                        wait = min(at for _, at in self._deferred.values()) - time.monotonic()
+                        self._marks_lock.wait(max(wait, 0.01))
                     continue
             for partition, number in due:
                 try:
