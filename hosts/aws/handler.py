@@ -136,6 +136,10 @@ class AwsHost:
     def close(self) -> None:
         """Stop the threads of the seams' pools (a process that makes many hosts, such
         as a test run, would otherwise keep every idle one)."""
+        try:
+            self.store.flush_marks()  # else the next load resends the last outboxes
+        except Exception:
+            log.warning("writing the deferred delivered marks failed", exc_info=True)
         for pool in self._pools:
             pool.shutdown(wait=True)
 

@@ -138,7 +138,10 @@ class LocalRunner:
             arn = self.config.sqs.get_queue_attributes(
                 QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
             for n in range(mapping.pollers):
-                thread = threading.Thread(target=self._poll, args=(mapping, url, arn),
+                # made here, not in the thread: a client costs CPU to make, which belongs
+                # to the start, not to the first batches
+                sqs = self.config.client("sqs")
+                thread = threading.Thread(target=self._poll, args=(mapping, url, arn, sqs),
                                           name=f"poll-{mapping.queue}-{n}", daemon=True)
                 self._threads.append(thread)
         if self.schedule_interval is not None:
@@ -179,8 +182,7 @@ class LocalRunner:
         messages: list[dict[str, Any]] = response.get("Messages", [])
         return messages
 
-    def _poll(self, mapping: EventSourceMapping, url: str, arn: str) -> None:
-        sqs = self.config.client("sqs")
+    def _poll(self, mapping: EventSourceMapping, url: str, arn: str, sqs: Any) -> None:
         while not self._stop.is_set():
             try:
                 batch = self._receive(sqs, url, mapping.batch_size, self.wait_seconds)

@@ -8,16 +8,23 @@ bytes (signing, a connection, the server's own per-message work), and a receiver
 de-duplicates payloads on its own, so a bundle handed out twice is as harmless as a
 single message handed out twice. A lone payload, or one that is not UTF-8 text, goes as
 a message of its own, as before.
+
+Sends to one queue from the threads of one process share requests: while a
+``SendMessageBatch`` to a queue is under way, the batches other threads have for that
+queue wait, and the next request carries as many of them as fit (10 entries, 1 MiB). So
+the commits of partitions invoked at the same moment that send to the same partition
+cost one request, not one each, and a lone send waits for nothing.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from hosts.aws.claims import BUNDLE_ATTRIBUTE, encode_body, put_claim
@@ -65,6 +72,15 @@ class Entry:
         return entry
 
 
+@dataclass
+class _Lane:
+    """The batches waiting for one queue, and whether a request to it is under way."""
+
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    waiting: list[tuple[list[Entry], Future[None]]] = field(default_factory=list)
+    busy: bool = False
+
+
 def split(entries: Sequence[Entry], max_count: int, max_bytes: int) -> list[list[Entry]]:
     """Consecutive batches of at most ``max_count`` entries and ``max_bytes`` bytes."""
     batches: list[list[Entry]] = []
@@ -104,6 +120,8 @@ class SqsSender:
         self._pool = pool or ThreadPoolExecutor(16, thread_name_prefix="sqs-send")
         self.calls = 0  # SendMessageBatch requests made (for measurements)
         self.claims = 0  # payloads sent by claim check
+        self._lanes: dict[str, _Lane] = {}
+        self._lanes_lock = threading.Lock()
 
     def entry(self, data: bytes, extra: dict[str, Any] | None = None, delay: int = 0) -> Entry:
         body, attributes = encode_body(data)
@@ -176,10 +194,55 @@ class SqsSender:
         """Send each (queue URL, batch) job; batches run in parallel; raises
         :class:`SendError` if some entries still fail after retries."""
         if len(jobs) == 1:
-            self._send_batch(*jobs[0])
+            self._send_shared(*jobs[0])
             return
-        for future in [self._pool.submit(self._send_batch, url, batch) for url, batch in jobs]:
+        for future in [self._pool.submit(self._send_shared, url, batch) for url, batch in jobs]:
             future.result()
+
+    def _lane(self, url: str) -> _Lane:
+        with self._lanes_lock:
+            lane = self._lanes.get(url)
+            if lane is None:
+                lane = self._lanes[url] = _Lane()
+            return lane
+
+    def _send_shared(self, url: str, batch: list[Entry]) -> None:
+        """Send ``batch`` to ``url``, in one request with the batches other threads have
+        for that queue meanwhile; returns once ``batch`` is sent."""
+        lane = self._lane(url)
+        own: Future[None] = Future()
+        with lane.cond:
+            lane.waiting.append((batch, own))
+        while not own.done():
+            with lane.cond:
+                while lane.busy and not own.done():
+                    lane.cond.wait()
+                if own.done():
+                    break
+                lane.busy = True
+                taken: list[tuple[list[Entry], Future[None]]] = []
+                count, size = 0, 0
+                while lane.waiting:  # in arrival order, whole batches, as many as fit
+                    entries = lane.waiting[0][0]
+                    more = sum(e.size for e in entries)
+                    if taken and (count + len(entries) > self.max_batch_count
+                                  or size + more > self.max_batch_bytes):
+                        break
+                    taken.append(lane.waiting.pop(0))
+                    count, size = count + len(entries), size + more
+            try:
+                self._send_batch(url, [e for entries, _ in taken for e in entries])
+            except BaseException as error:
+                for _, future in taken:
+                    future.set_exception(error)
+            else:
+                for _, future in taken:
+                    future.set_result(None)
+            finally:
+                with lane.cond:
+                    lane.busy = False
+                    lane.cond.notify_all()
+        own.result()
 
     def _send_batch(self, url: str, batch: list[Entry]) -> None:
         pending = {str(n): entry for n, entry in enumerate(batch)}

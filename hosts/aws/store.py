@@ -7,6 +7,16 @@ a delta or, written by :meth:`S3SnapshotStore.compact`, a base that replaces eve
 before it; ``000000000007.d`` marks commit 7's outbox delivered. ``snapshot-heads/p{N}``
 names the latest base, so a load lists from there (one LIST plus parallel GETs).
 
+Only a partition's *last* commit may be undelivered (an invocation delivers the last
+commit before it makes a new one, so commit 8 existing proves 7 was delivered), and a
+load resends that commit's outbox unless its mark is there. Resending is harmless when
+the commit emitted nothing else: receivers drop the duplicates and its status segment
+is created once. So the mark of a commit that this process made and that emitted no log
+line, unhandled error or dead letter is written later, by a background thread once the
+partition has been quiet for ``mark_delay`` seconds, and not at all if the partition
+commits again first; every other mark (output that must not be emitted twice, or a
+resend after a load) is written at once.
+
 Objects before the previous base are deleted after a compaction (at most every
 ``GC_GRACE / 2`` seconds per partition), but only once they are older than
 :data:`GC_GRACE` seconds, and a writer whose version is older than
@@ -19,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pydantic_core
 from botocore.exceptions import ClientError
 
 from hosts.aws.config import AwsConfig
@@ -34,6 +46,7 @@ from reactive.hosting.seams import StaleSnapshotError, Stored
 
 GC_GRACE = 900.0  # seconds an object outlives its replacement by a base
 FENCE_TRUST = 300.0  # seconds a version stays trusted without checking the head
+MARK_DELAY = 0.5  # seconds a partition stays quiet before a deferred mark is written
 KEY_WIDTH = 12
 _SLOT = re.compile(rf"^(\d{{{KEY_WIDTH}}})(\.d)?$")
 CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
@@ -50,6 +63,18 @@ class _Known:
     version: int  # the last commit this process saw or made
     since: float  # monotonic time just before the request that saw or made it
     base: int  # the base that version builds on (0: none)
+    quiet: bool = False  # this process wrote that version and its delivery emits only
+    # sends and statuses, which a resend repeats harmlessly
+
+
+def _emits_only_sends(data: bytes) -> bool:
+    """Whether a commit written by the worker emits nothing but its outbox and status
+    changes (no log line, unhandled error or dead letter); False for anything else."""
+    try:
+        body = pydantic_core.from_json(data.partition(b"\n")[2])
+        return isinstance(body, dict) and body["host"]["output"] == []
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 class S3SnapshotStore:
@@ -61,6 +86,7 @@ class S3SnapshotStore:
         pool: ThreadPoolExecutor | None = None,
         gc_grace: float = GC_GRACE,
         fence_trust: float = FENCE_TRUST,
+        mark_delay: float = MARK_DELAY,
     ) -> None:
         self.config = config
         self.s3 = config.s3
@@ -71,6 +97,10 @@ class S3SnapshotStore:
         self._known: dict[int, _Known] = {}
         self._collected: dict[int, float] = {}  # partition -> monotonic time of the last GC
         self.commits = 0  # commits made (appends and compactions, for measurements)
+        self.mark_delay = mark_delay
+        self._marks_lock = threading.Condition()
+        self._deferred: dict[int, tuple[int, float]] = {}  # partition -> (commit, write at)
+        self._marks_thread: threading.Thread | None = None
 
     # -- keys ----------------------------------------------------------------------------
 
@@ -181,7 +211,7 @@ class S3SnapshotStore:
                 f"partition {partition}: version {expected} predates the current base"
             )
         base = number if kind == "base" else (known.base if known else 0)
-        self._known[partition] = _Known(number, since, base)
+        self._known[partition] = _Known(number, since, base, _emits_only_sends(data))
         return number
 
     def append(self, partition: int, delta: bytes, expected: str | None) -> str:
@@ -228,9 +258,59 @@ class S3SnapshotStore:
             )
 
     def mark_delivered(self, partition: int, version: str) -> None:
-        self.s3.put_object(
-            Bucket=self.bucket, Key=self.key(partition, int(version)) + ".d", Body=b""
-        )
+        number = int(version)
+        known = self._known.get(partition)
+        if known is not None and known.version == number and known.quiet:
+            with self._marks_lock:
+                # trailing: a busy partition's mark waits until it pauses, and its next
+                # commit makes it needless meanwhile
+                self._deferred[partition] = (number, time.monotonic() + self.mark_delay)
+                if self._marks_thread is None:
+                    self._marks_thread = threading.Thread(
+                        target=self._write_marks, name="s3-store-marks", daemon=True)
+                    self._marks_thread.start()
+                self._marks_lock.notify()
+            return
+        self._put_mark(partition, number)
+
+    def _put_mark(self, partition: int, number: int) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=self.key(partition, number) + ".d", Body=b"")
+
+    def _due_marks(self, everything: bool) -> list[tuple[int, int]]:
+        """Take the deferred marks to write now (under the lock): those whose partition
+        was quiet long enough (all with ``everything``), less the superseded ones."""
+        now = time.monotonic()
+        due = [(p, n) for p, (n, at) in self._deferred.items() if everything or at <= now]
+        for partition, _ in due:
+            del self._deferred[partition]
+        # a later commit of this process proves the delivery, unless that commit was lost
+        return [(p, n) for p, n in due
+                if (k := self._known.get(p)) is None or k.version <= n]
+
+    def _write_marks(self) -> None:
+        while True:
+            with self._marks_lock:
+                while not self._deferred:
+                    self._marks_lock.wait()
+                due = self._due_marks(everything=False)
+                if not due:  # none due yet, or the due ones were superseded
+                    if self._deferred:
+                        wait = min(at for _, at in self._deferred.values()) - time.monotonic()
+                        self._marks_lock.wait(max(wait, 0.01))
+                    continue
+            for partition, number in due:
+                try:
+                    self._put_mark(partition, number)
+                except Exception:  # a load then only resends an outbox receivers drop
+                    log.warning("partition %d: writing the delivered mark of %d failed",
+                                partition, number, exc_info=True)
+
+    def flush_marks(self) -> None:
+        """Write the deferred marks now (before a process stops)."""
+        with self._marks_lock:
+            due = self._due_marks(everything=True)
+        for partition, number in due:
+            self._put_mark(partition, number)
 
     def dead_letter(self, partition: int, data: bytes, reason: str) -> None:
         body = json.dumps(

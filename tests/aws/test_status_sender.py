@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
 from hosts.aws.claims import (
@@ -166,3 +168,33 @@ def test_a_malformed_bundle_is_an_error(aws: AwsConfig) -> None:
             assert str(error).startswith("bundle is not")
         else:
             raise AssertionError(f"{body!r} was accepted")
+
+
+def test_sends_to_one_queue_from_several_threads_share_requests(aws: AwsConfig) -> None:
+    sender = SqsSender(aws)
+    url = aws.queue_url(aws.partition_queue(2))
+    underway, release = threading.Event(), threading.Event()
+    real = sender._send_batch
+
+    def held_first(queue: str, batch: list[Entry]) -> None:
+        if not release.is_set():  # the first request stays under way until released
+            underway.set()
+            release.wait(60)
+        real(queue, batch)
+
+    sender._send_batch = held_first  # type: ignore[method-assign,assignment]
+    first = threading.Thread(target=sender.send, args=([Outgoing(2, b"first", "f")],))
+    first.start()
+    assert underway.wait(60)
+    others = [threading.Thread(target=sender.send, args=([Outgoing(2, f"p{n}".encode(), "")],))
+              for n in range(5)]
+    for thread in others:
+        thread.start()
+    deadline = time.monotonic() + 60
+    while len(sender._lane(url).waiting) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    for thread in [first, *others]:
+        thread.join()
+    assert sender.calls == 2  # the five that waited went out in one request
+    assert sorted(_drain(aws, 2)) == sorted([b"first", *(f"p{n}".encode() for n in range(5))])

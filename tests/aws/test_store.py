@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
+import time
 
 import pytest
 
@@ -109,3 +112,60 @@ def test_dead_letters_keep_data_and_reason(aws: AwsConfig) -> None:
     store = S3SnapshotStore(aws)
     store.dead_letter(1, b"\xff\x00junk", "not a message envelope")
     assert store.dead_letters(1) == [(b"\xff\x00junk", "not a message envelope")]
+
+
+def _commit(output: list[list[object]]) -> bytes:
+    """A delta shaped as the worker writes it (checksum line, then JSON)."""
+    text = json.dumps({"format": 1, "partition": {}, "host": {"outbox": [], "output": output}})
+    return hashlib.sha256(text.encode()).hexdigest().encode() + b"\n" + text.encode()
+
+
+def _marks(aws: AwsConfig, store: S3SnapshotStore, partition: int) -> list[int]:
+    listed = aws.s3.list_objects_v2(Bucket=aws.bucket, Prefix=store.prefix(partition))
+    return [int(o["Key"].rsplit("/", 1)[1][:-2]) for o in listed.get("Contents", [])
+            if o["Key"].endswith(".d")]
+
+
+def test_a_quiet_commits_mark_waits_and_the_next_commit_makes_it_needless(
+    aws: AwsConfig,
+) -> None:
+    store = S3SnapshotStore(aws, mark_delay=3600.0)
+    v1 = store.append(0, _commit([]), None)
+    store.mark_delivered(0, v1)
+    v2 = store.append(0, _commit([]), v1)
+    store.mark_delivered(0, v2)
+    assert _marks(aws, store, 0) == []  # deferred: nothing emitted but sends and statuses
+    store.flush_marks()
+    assert _marks(aws, store, 0) == [2]  # commit 2 proves commit 1 was delivered
+    assert S3SnapshotStore(aws).load(0).delivered == v2
+
+
+def test_a_deferred_mark_is_written_once_the_partition_is_quiet(aws: AwsConfig) -> None:
+    store = S3SnapshotStore(aws, mark_delay=0.05)
+    v1 = store.append(1, _commit([]), None)
+    store.mark_delivered(1, v1)
+    deadline = time.monotonic() + 30
+    while _marks(aws, store, 1) != [1] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert S3SnapshotStore(aws).load(1).delivered == v1
+
+
+@pytest.mark.parametrize("output", [
+    [["log", 20, "line"]], [["error", "boom"]], [["dead", "bad", "x"]]])
+def test_a_commit_that_emitted_output_is_marked_at_once(
+    aws: AwsConfig, output: list[list[object]]
+) -> None:
+    # a resend would repeat its log line, error or dead letter
+    store = S3SnapshotStore(aws, mark_delay=3600.0)
+    v1 = store.append(2, _commit(output), None)
+    store.mark_delivered(2, v1)
+    assert _marks(aws, store, 2) == [1]
+
+
+def test_a_resend_after_a_load_is_marked_at_once(aws: AwsConfig) -> None:
+    S3SnapshotStore(aws).append(3, _commit([]), None)
+    store = S3SnapshotStore(aws, mark_delay=3600.0)
+    stored = store.load(3)  # another process's last commit: its outbox is resent now
+    assert stored.delivered is None and stored.version is not None
+    store.mark_delivered(3, stored.version)
+    assert _marks(aws, store, 3) == [1]
