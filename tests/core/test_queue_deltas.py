@@ -14,6 +14,7 @@ from reactive.core import messages as m
 from reactive.core import snapshot as codec
 from reactive.core.partition import Partition
 from reactive.errors import CorruptSnapshotError
+from reactive.hosting import execute_activity
 from tests.core.queue_store import T0, AddToSlot, Hold, drive, schema, store_json
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -77,8 +78,6 @@ def test_a_partition_restored_from_a_version_3_store_carries_on() -> None:
             for e in part.queues[("SlotKey", "1")]] == ["Acquire"] + ["AddToSlot"] * 4 + [
         "Acquire", "AddToSlot"]
     (task,) = part.pending_activities()  # h1 thinks while holding slots 1 and 2
-    from reactive.hosting import execute_activity
-
     effects = part.process(execute_activity(schema, task, lambda level, text: None), T0 + 5)
     (second,) = effects.activities  # h2 now holds slots 1 and 3
     part.process(execute_activity(schema, second, lambda level, text: None), T0 + 7)
@@ -110,8 +109,6 @@ def test_a_queue_emptied_and_refilled_between_commits_is_written_whole() -> None
     first = part.process(m.Start(0, "h1", Hold(first=1, second=2)), T0)
     part.process(m.LocalOp(0, "a", AddToSlot(slot=1, amount=1), ("SlotKey", "1")), T0)
     stored = _json(part.snapshot())
-    from reactive.hosting import execute_activity
-
     # h1 ends (its queue drains: "a" runs), then h2 takes slot 1 and "b" waits behind it
     part.process(execute_activity(schema, first.activities[0], lambda level, text: None), T0)
     part.process(m.Start(0, "h2", Hold(first=1, second=3)), T0)
