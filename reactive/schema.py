@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
@@ -22,6 +23,10 @@ from reactive.placement import place_text
 
 BUILTIN_PREFIX = "reactive."
 """Wire names of the runtime's built-in operations start with this (no class name can)."""
+
+_MISSING = object()
+_IMMUTABLE = frozenset({int, str, bool, float})
+_KEY_VALUES_KEPT = 1 << 16  # per affinity; beyond that the memory starts over
 
 PKey = tuple[str, str]
 """A lock/placement key: (affinity name, canonical JSON of the key value)."""
@@ -42,11 +47,22 @@ class AffinityInfo:
     pin: int | None
     round_robin: bool
 
+    # key text -> key value, for values nobody can change in place (see key_value)
+    _values: dict[str, Any] = field(default_factory=dict, init=False, repr=False,
+                                    compare=False, hash=False)
+
     def pkey(self, obj: BaseModel) -> PKey:
         if self.key_field is None:
             return (self.name, "")
         value = getattr(obj, self.key_field)
-        if type(value) not in (str, int, bool, float):
+        kind = type(value)
+        # json.dumps spelled out for the common key types (it is called per operation):
+        # the same text, without the encoder's Python-level dispatch
+        if kind is int:
+            return (self.name, int.__repr__(value))
+        if kind is str:
+            return (self.name, encode_basestring_ascii(value))
+        if kind not in (bool, float):
             value = obj.model_dump(mode="json", include={self.key_field})[self.key_field]
         return (self.name, json.dumps(value))
 
@@ -56,9 +72,20 @@ class AffinityInfo:
         return self.cls.model_validate({self.key_field: json.loads(pkey[1])})
 
     def key_value(self, pkey: PKey) -> Any:
+        """The key field's value, as validating the key text gives it. Values of immutable
+        types are remembered (each update and event handler asks), others are fresh each
+        time, since the code that gets one may change it."""
         if self.key_field is None:
             return None
-        return getattr(self.key_object(pkey), self.key_field)
+        values = self._values
+        value = values.get(pkey[1], _MISSING)
+        if value is _MISSING:
+            value = getattr(self.key_object(pkey), self.key_field)
+            if type(value) in _IMMUTABLE:
+                if len(values) >= _KEY_VALUES_KEPT:
+                    values.clear()
+                values[pkey[1]] = value
+        return value
 
 
 @dataclass

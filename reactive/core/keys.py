@@ -52,11 +52,11 @@ class KeyedStates(PartitionBase):
             return
         queue = self.queues.get(msg.key)
         if queue:
+            self.edit_queue(msg.key, appended=1)
             queue.append(msg)
-            self._dirty["queues"].add(msg.key)
         elif not self._execute_local(msg):
+            self.edit_queue(msg.key, appended=1)
             self.queues[msg.key] = deque([msg])
-            self._dirty["queues"].add(msg.key)
 
     def _execute_local(self, msg: m.LocalOp) -> bool:
         """Run a read or update; False if it must wait for the state's initializer."""
@@ -152,7 +152,7 @@ class KeyedStates(PartitionBase):
         queue = self.queues.get(key)
         if not queue:
             return
-        self._dirty["queues"].add(key)
+        self.edit_queue(key)
         queue.popleft()
         while queue:
             head = queue[0]
@@ -169,7 +169,7 @@ class KeyedStates(PartitionBase):
     def _on_acquire(self, msg: m.Acquire) -> None:
         key = msg.keys[msg.position]
         queue = self.queues.get(key)
-        self._dirty["queues"].add(key)
+        self.edit_queue(key, appended=1)
         if queue:
             queue.append(msg)
         else:

@@ -169,9 +169,11 @@ _OP_FIELDS = frozenset({"op", "event"})
 _KEY_LIST_FIELDS = frozenset({"keys", "lock_keys"})
 
 
-# dataclasses.fields() rebuilds its tuple on every call; messages are encoded per hop
-_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {
-    cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in MESSAGE_TYPES.values()
+# per message type, its fields in order, each with whether it holds an operation
+# (dataclasses.fields() rebuilds its tuple on every call; messages are encoded per hop)
+_FIELDS: dict[type[Any], tuple[tuple[str, bool], ...]] = {
+    cls: tuple((f.name, f.name in _OP_FIELDS) for f in dataclasses.fields(cls))
+    for cls in MESSAGE_TYPES.values()
 }
 
 
@@ -179,13 +181,10 @@ def to_wire(msg: Message, schema: Schema) -> dict[str, Any]:
     """The JSON-ready form of a message."""
     cls = type(msg)
     out: dict[str, Any] = {"t": cls.__name__}
-    for name in _FIELD_NAMES[cls]:
+    for name, is_op in _FIELDS[cls]:
         value = getattr(msg, name)
-        if value is None:
-            continue
-        if name in _OP_FIELDS:
-            value = schema.encode_op(value)
-        out[name] = value
+        if value is not None:
+            out[name] = schema.encode_op(value) if is_op else value
     return out
 
 

@@ -311,8 +311,7 @@ class Partition(KeyedStates, TimersAndActivities):
             run.replay()
         part._drain_local()
         if all(iid in part.runs for iid in data["runs"]):
-            for dirty in part._dirty.values():
-                dirty.clear()  # replay re-marks what it touches; nothing changed yet
+            part.clear_marks()  # replay re-marks what it touches; nothing changed yet
             part._status_changes.clear()
         # else a replay diverged (NonDeterminismError): that failure and all it caused are
         # real changes, and the next commit must make them durable (failed for good)

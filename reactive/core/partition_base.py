@@ -108,6 +108,10 @@ class PartitionBase:
         self._local: deque[m.Message] = deque()
         # what changed since the last take_delta(): a commit writes only these entries
         self._dirty: dict[str, set[Any]] = {name: set() for name in KEYED_SECTIONS}
+        # of each queue changed since then: [its length then, entries appended since]; a
+        # queue only loses its head and grows at its tail, so a delta can carry the edit
+        # (drop so many, add these) instead of the whole queue
+        self._queue_edits: dict[PKey, list[int]] = {}
         # top-level instances whose status changed since the last take_status_changes()
         self._status_changes: dict[str, StatusEntry] = {}
         # message type -> handler, filled in by the partition
@@ -198,3 +202,20 @@ class PartitionBase:
 
     def touch_run(self, instance_id: str) -> None:
         self._dirty["runs"].add(instance_id)
+
+    def edit_queue(self, key: PKey, appended: int = 0) -> None:
+        """Call before changing ``key``'s queue (``appended``: entries about to be added
+        at its tail; anything else may only take entries from its head)."""
+        edit = self._queue_edits.get(key)
+        if edit is None:
+            queue = self.queues.get(key)
+            self._queue_edits[key] = [0 if queue is None else len(queue), appended]
+            self._dirty["queues"].add(key)
+        else:
+            edit[1] += appended
+
+    def clear_marks(self) -> None:
+        """Forget what changed: the store now holds everything as it is."""
+        for dirty in self._dirty.values():
+            dirty.clear()
+        self._queue_edits.clear()

@@ -13,9 +13,12 @@ import json
 import os
 import sysconfig
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter
 
 from reactive import errors
 
@@ -114,7 +117,32 @@ def after_attempts(error: Any, attempts: int) -> Any:
     return {**error, "message": message, "attempts": attempts}
 
 
+def _plain_type(adapter: TypeAdapter[Any]) -> type | None:
+    """The declared result type if it is int, str or bool: a value of exactly that type
+    is its own JSON form and validates as itself, so it needs no trip through pydantic
+    (a result is encoded on every answer and decoded on every response)."""
+    shown = getattr(adapter, "_type", None)  # what the TypeAdapter was built for
+    # compared by identity: a type built with Annotated may not be hashable
+    return shown if shown is int or shown is str or shown is bool else None
+
+
+def result_decoder(info: OperationInfo) -> Callable[[Any], Any]:
+    """What turns the wire form of ``info``'s result back into the value its caller gets:
+    the result type's validation, skipped for a value of exactly a plain declared type."""
+    validate = info.result.validate_python
+    plain = _plain_type(info.result)
+    if plain is None:
+        return validate
+
+    def decode(value: Any) -> Any:
+        return value if type(value) is plain else validate(value)
+
+    return decode
+
+
 def encode_result(info: OperationInfo, value: Any) -> tuple[bool, Any]:
+    if type(value) is _plain_type(info.result):  # (never NoneType)
+        return True, value
     try:
         return True, info.result.dump_python(value, mode="json", warnings="error")
     except Exception as exc:

@@ -98,6 +98,20 @@ def _raised_by_asyncio(exc: BaseException) -> bool:
     return False
 
 
+_ATOMS = frozenset({int, str, float, bool, type(None)})
+
+
+def _working_copy(op: Orchestration[Any]) -> Orchestration[Any]:
+    """A copy of ``op`` its code may change freely: shallow when every field holds an
+    immutable atom (most inputs; a deep copy costs several times more per start)."""
+    if op.__pydantic_extra__ or op.__pydantic_private__:
+        return op.model_copy(deep=True)
+    for value in op.__dict__.values():
+        if type(value) not in _ATOMS:
+            return op.model_copy(deep=True)
+    return op.model_copy()
+
+
 class Run:
     """One live orchestration (or state initializer) instance on its partition."""
 
@@ -236,7 +250,7 @@ class Run:
         assert self.op is not None
         # the code runs on a copy: it may change its own fields, yet a replay (and the
         # snapshot) must start from the input as it was received
-        working = self.op.model_copy(deep=True)
+        working = _working_copy(self.op)
         context = OrchestrationContext(self)
         if isinstance(working, Builtin):
             return await working.run(context, self.site.schema)
@@ -381,11 +395,11 @@ class Run:
     # -- context operations -----------------------------------------------------------------
 
     def perform(self, op: Operation, retry: RetryPolicy | None) -> Future[Any]:
-        sync_rules.check_call(self.site.schema, self, op)
         schema = self.site.schema
         info = schema.info(op)
+        sync_rules.check_call(schema, self, op, info=info)
         index, replayed = self._call(history.describe_call("perform", op, info.name), op)
-        future = self._future(index, info.result.validate_python)
+        future = self._future(index, results.result_decoder(info))
         self.performs.append(index)
         reply = m.Reply(self.site.index, self.tag, index, False)
         if info.kind is Kind.ORCHESTRATION and self.lock_keys is not None:
@@ -432,9 +446,9 @@ class Run:
             self._route(f"{self.tag}#{index}", event, reply)
 
     def fork(self, op: Operation) -> None:
-        sync_rules.check_call(self.site.schema, self, op, forked=True)
         schema = self.site.schema
         info = schema.info(op)
+        sync_rules.check_call(schema, self, op, forked=True, info=info)
         index, replayed = self._call(history.describe_call("fork", op, info.name), op)
         future = self._future(index, None)
         self.forks.append(future)
@@ -641,6 +655,7 @@ class Run:
         self.release_locks()
         self._stop_locked_children()
         self.site.run_completed(self, ok, value)
+        self._let_go()
 
     def terminate(self) -> None:
         self.done = True
@@ -648,6 +663,19 @@ class Run:
             self.coro.close()
         self.release_locks()
         self._stop_locked_children()
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """An ended run is dropped by its partition: cut the references that tie it to its
+        futures in cycles (each future names its run, and its listeners are the run's
+        methods), so that it is freed at once, not by the cyclic garbage collector, whose
+        passes otherwise take a good share of a busy partition's time."""
+        self.coro = None
+        self.blocked = None
+        self.futures = {}
+        self.decoders = {}
+        self.forks = []
+        self.event_waiters = []
 
     def _stop_locked_children(self) -> None:
         """Children running inside our locks must not outlive them: mutual exclusion."""

@@ -13,6 +13,7 @@ import json
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, fields
+from itertools import islice
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -29,13 +30,14 @@ from reactive.core.partition_base import (
     TimerKind,
 )
 from reactive.model import RetryPolicy
-from reactive.schema import Schema
+from reactive.schema import PKey, Schema
 
 T = TypeVar("T")
 
-SNAPSHOT_VERSION = 3
-"""Version 3 names the fields of its positional records in the head (``layouts``); version
-2 (no layouts) is read with the layouts it implied."""
+SNAPSHOT_VERSION = 4
+"""Version 4 deltas may carry a queue as an edit of the stored one (see :func:`take_delta`);
+version 3 names the fields of its positional records in the head (``layouts``); version
+2 (no layouts) is read with the layouts it implied. Each is read by this code."""
 
 # the records a head holds as rows, each with the names of its fields in row order: a row
 # is read by name, so that a field added (with a default) since the snapshot was written
@@ -131,24 +133,47 @@ def snapshot(part: PartitionBase) -> dict[str, Any]:
     for section in KEYED_SECTIONS:
         entries = dict(_entry(part, section, key) for key in _keys(part, section))
         data[section] = {k: v for k, v in entries.items() if v is not None}
-        part._dirty[section].clear()
+    part.clear_marks()
     return data
 
 
 def take_delta(part: PartitionBase) -> dict[str, Any]:
     """What changed since the last snapshot() or take_delta(): apply it to that one with
-    :func:`apply_delta` to get today's snapshot()."""
+    :func:`apply_delta` to get today's snapshot().
+
+    A queue that kept some of its stored entries is written as an edit, ``{"drop": n,
+    "add": [entries]}``: the stored queue loses its first n entries and gains these at its
+    tail (a busy key's queue is long and changes by one or two entries per commit)."""
     data: dict[str, Any] = {"v": SNAPSHOT_VERSION, "head": _head(part, layouts=False)}
     for section in KEYED_SECTIONS:
         dirty = part._dirty[section]
-        data[section] = dict(_entry(part, section, key) for key in dirty)
-        dirty.clear()
+        if section == "queues":
+            data[section] = {_key_text(key): _queue_change(part, key) for key in dirty}
+        else:
+            data[section] = dict(_entry(part, section, key) for key in dirty)
+    part.clear_marks()
     return data
+
+
+def _queue_change(part: PartitionBase, key: PKey) -> Any:
+    """A changed queue for a delta: None if it is gone, an edit of the stored queue if it
+    kept some of the stored entries, else the whole entry."""
+    queue = part.queues.get(key)
+    if not queue:
+        return None
+    stored, appended = part._queue_edits.get(key) or (0, len(queue))
+    kept = len(queue) - min(len(queue), appended)  # stored entries still queued
+    if kept == 0:
+        return [key, [m.to_wire(e, part.schema) for e in queue]]
+    return {
+        "drop": stored - kept,
+        "add": [m.to_wire(e, part.schema) for e in islice(queue, kept, None)],
+    }
 
 
 def check_version(data: dict[str, Any]) -> None:
     version = data.get("v")
-    if version not in (2, SNAPSHOT_VERSION):
+    if version not in (2, 3, SNAPSHOT_VERSION):
         raise errors.CorruptSnapshotError(
             f"snapshot version {version!r} cannot be read: this code reads versions 2 to "
             f"{SNAPSHOT_VERSION} (a snapshot from newer code needs that code)"
@@ -249,8 +274,12 @@ def _settling(layouts: Mapping[str, Sequence[str]], held: Any) -> Settling:
     return _make(Settling, "settling", values)
 
 
+# json.dumps with options builds a new encoder per call; a key is written per entry
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _key_text(key: Any) -> str:
-    return json.dumps(key, separators=(",", ":"))
+    return _compact(key)
 
 
 def apply_delta(snapshot: dict[str, Any], delta: dict[str, Any]) -> None:
@@ -265,5 +294,22 @@ def apply_delta(snapshot: dict[str, Any], delta: dict[str, Any]) -> None:
         for key, value in delta[section].items():
             if value is None:
                 entries.pop(key, None)
+            elif isinstance(value, dict) and section == "queues":
+                entries[key] = _edited_queue(entries.get(key), key, value)
             else:
                 entries[key] = value
+
+
+def _edited_queue(stored: Any, key: str, edit: dict[str, Any]) -> list[Any]:
+    """A stored queue entry ``[key, entries]`` after a delta's edit of it."""
+    try:
+        drop, add = edit["drop"], edit["add"]
+        queued = stored[1]
+        if not 0 <= drop < len(queued):  # an edit keeps at least one stored entry
+            raise ValueError(f"drops {drop} of {len(queued)} entries")
+        return [stored[0], [*queued[drop:], *add]]
+    except (KeyError, TypeError, IndexError, ValueError) as exc:
+        raise errors.CorruptSnapshotError(
+            f"a delta edits queue {key}, which the snapshot it follows does not hold as "
+            f"that edit needs ({type(exc).__name__}: {exc})"
+        ) from None

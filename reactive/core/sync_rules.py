@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from reactive import errors
 from reactive.model import Operation, Orchestration
-from reactive.schema import Kind, PKey, Schema, StateInfo
+from reactive.schema import Kind, OperationInfo, PKey, Schema, StateInfo
 
 
 class Caller(Protocol):
@@ -23,12 +23,21 @@ class Caller(Protocol):
     def name(self) -> str: ...
 
 
-def check_call(schema: Schema, caller: Caller, op: Operation, forked: bool = False) -> None:
+def _what(info: OperationInfo) -> str:
+    return f"{info.kind.value} {info.name}"
+
+
+def check_call(
+    schema: Schema, caller: Caller, op: Operation, forked: bool = False,
+    info: OperationInfo | None = None,
+) -> None:
     """Raise if ``caller`` may not perform (or fork) ``op``: read-only orchestrations
-    only read, initializers only use activities, a lock holder stays inside its lock set."""
-    info = schema.info(op)
-    what = f"{info.kind.value} {info.name}"
+    only read, initializers only use activities, a lock holder stays inside its lock set.
+    ``info``: ``op``'s, when the caller has it already (this runs on every call)."""
+    if info is None:
+        info = schema.info(op)
     if caller.op is not None and caller.op.__reactive_read_only__:
+        what = _what(info)
         allowed = info.kind is Kind.READ or (
             info.kind is Kind.ORCHESTRATION and info.read_only
         )
@@ -41,7 +50,7 @@ def check_call(schema: Schema, caller: Caller, op: Operation, forked: bool = Fal
         return
     if caller.init is not None and info.kind is not Kind.ACTIVITY:
         raise errors.SynchronizationDisciplineError(
-            f"the {caller.name} may not perform {what}: an initializer may only use "
+            f"the {caller.name} may not perform {_what(info)}: an initializer may only use "
             "activities, timers, forks and determinized values"
         )
     held = caller.lock_keys
@@ -49,7 +58,7 @@ def check_call(schema: Schema, caller: Caller, op: Operation, forked: bool = Fal
         needed = schema.lock_keys(op)
         if held is None or not set(needed) <= set(held):
             raise errors.SynchronizationDisciplineError(
-                f"{what} is lock=True: only an orchestration holding its keys may call it"
+                f"{_what(info)} is lock=True: only an orchestration holding its keys may call it"
             )
     if held is None:
         return
@@ -57,7 +66,7 @@ def check_call(schema: Schema, caller: Caller, op: Operation, forked: bool = Fal
         key = schema.state_key(op)  # type: ignore[arg-type]
         if key not in held:
             raise errors.SynchronizationDisciplineError(
-                f"{caller.name} holds locks but {what} touches {key[0]} {key[1]}, "
+                f"{caller.name} holds locks but {_what(info)} touches {key[0]} {key[1]}, "
                 "which is not in its lock set"
             )
     elif info.kind is Kind.EVENT:
@@ -72,5 +81,5 @@ def check_call(schema: Schema, caller: Caller, op: Operation, forked: bool = Fal
         if not info.lock or not set(needed) <= set(held):
             raise errors.SynchronizationDisciplineError(
                 f"{caller.name} holds locks and may only perform lock=True orchestrations "
-                f"whose keys it holds, not {what}"
+                f"whose keys it holds, not {_what(info)}"
             )

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pydantic_core
 from pydantic import ValidationError
@@ -26,8 +25,10 @@ from reactive.schema import Schema
 CLIENT = "c"
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(NamedTuple):
+    """(A named tuple: immutable, and built for every message sent and received at about
+    half the cost of a frozen dataclass.)"""
+
     epoch: str
     sender: int | str  # a partition index, or CLIENT
     seq: int  # partitions: 1, 2, ... per destination; clients: 0

@@ -16,7 +16,7 @@ class CountingFuture(Future[int]):
     __slots__ = ("_really_done",)
     checks = 0
 
-    @property  # type: ignore[override]
+    @property
     def _done(self) -> bool:
         CountingFuture.checks += 1
         return self._really_done

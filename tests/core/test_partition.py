@@ -266,7 +266,8 @@ class Router:
         return state.value if isinstance(state, Cell) else None
 
     def status(self, iid: str) -> dict[str, Any] | None:
-        return self.parts[schema.instance_owner(iid, len(self.parts))].instance_status(iid)
+        found = self.parts[schema.instance_owner(iid, len(self.parts))].instance_status(iid)
+        return None if found is None else dict(found)
 
 
 def test_partitions_cooperate_through_messages_only() -> None:
