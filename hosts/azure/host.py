@@ -39,7 +39,7 @@ from reactive.hosting import Schema
 from reactive.hosting.client import SeamClient
 from reactive.hosting.ingress import IngressError, parse_request
 from reactive.hosting.seams import Inbound, StaleSnapshotError, StatusRecord
-from reactive.hosting.worker import Outcome, Output, PartitionWorker, WorkerOptions
+from reactive.hosting.worker import Hook, Outcome, Output, PartitionWorker, WorkerOptions
 
 log = logging.getLogger("reactive.azure")
 
@@ -123,6 +123,9 @@ class AzureHost:
         self._guard = threading.Lock()
         self.output = output
         self.stats = HostStats()
+        # called with each step of a commit ("saved", "sent", "published", ...) on the
+        # invocation's thread: for measurements (``hosts.azure.accounting --hops``)
+        self.hook: Hook | None = None
 
     def close(self) -> None:
         self.sender.close()
@@ -228,10 +231,10 @@ class AzureHost:
         report.handled = len(batch)
         # the batch's position travels in the commit that covers it (no write of its own)
         self.store.stage_position(partition, max(numbers) if numbers else None)
-        outcome = worker.handle(batch)
+        outcome = worker.handle(batch, self.hook)
         _absorb(report, outcome)
         while outcome.more and self.clock() - started < INVOCATION_LIMIT:
-            outcome = worker.handle([])
+            outcome = worker.handle([], self.hook)
             _absorb(report, outcome)
         if numbers:  # no-op if a commit carried it; else (nothing changed) a metadata write
             self.store.set_position(partition, max(numbers))

@@ -56,7 +56,7 @@ from reactive import App
 log = logging.getLogger("reactive.azure.local")
 
 LOOPBACK = "127.0.0.1"
-CHECKPOINT_EVERY = 4  # batches per checkpoint: host.json's batchCheckpointFrequency
+CHECKPOINT_EVERY = 16  # batches per checkpoint: host.json's batchCheckpointFrequency
 # seconds a consumer of a hub other than the partition hub (the ingress hub) waits per
 # socket read: its receive latency, and how often it wakes when idle. The SDK's sync
 # receiver hands events over only when a read times out, so the partition hub's

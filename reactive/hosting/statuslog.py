@@ -566,7 +566,7 @@ class LogStatusStore:
         else:
             unfolded += 1
         if unfolded >= self.fold_every:
-            self.fold(partition)
+            self.fold_due(partition)
             unfolded = 0
         with self._lock:
             self._unfolded[partition] = unfolded
@@ -597,6 +597,11 @@ class LogStatusStore:
         return True
 
     # -- folding ---------------------------------------------------------------------------
+
+    def fold_due(self, partition: int) -> None:
+        """Called by :meth:`publish` once ``fold_every`` segments wait: folds now. A store
+        may fold later on a thread of its own instead (a fold is only a reader's saving)."""
+        self.fold(partition)
 
     def fold(self, partition: int) -> bool:
         """Merge the partition's segments into its index; False if there was nothing to

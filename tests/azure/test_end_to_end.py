@@ -12,7 +12,7 @@ import pytest
 from azure.eventhub import EventData
 from azure.storage.blob import ContainerClient
 
-from hosts.azure.local import BlobCheckpoints, Served, serve, wait_until
+from hosts.azure.local import CHECKPOINT_EVERY, BlobCheckpoints, Served, serve, wait_until
 from hosts.azure.settings import AzureSettings
 from reactive.hosting.seams import StatusQuery
 from samples.bank import app as bank
@@ -140,11 +140,12 @@ class CountingCheckpoints(BlobCheckpoints):
         super().put(hub, group, partition, sequence_number)
 
 
-def test_the_runner_checkpoints_every_fourth_batch_and_when_it_stops(
+def test_the_runner_checkpoints_every_nth_batch_and_when_it_stops(
     settings: AzureSettings,
 ) -> None:
-    """As host.json's batchCheckpointFrequency asks: one checkpoint write per four batches,
-    and none lost at a clean stop (every partition's checkpoint is its last event)."""
+    """As host.json's batchCheckpointFrequency asks: one checkpoint write per
+    ``CHECKPOINT_EVERY`` batches, and none lost at a clean stop (every partition's
+    checkpoint is its last event)."""
     checkpoints = CountingCheckpoints(settings.container_client())
     served = serve(hello.app, 4, settings, timer_interval=0.5, checkpoints=checkpoints,
                    max_batch_size=1)
@@ -170,7 +171,7 @@ def test_the_runner_checkpoints_every_fourth_batch_and_when_it_stops(
     invocations = served.runner.stats.invocations
     # enough batches that a checkpoint per batch would break the bound below
     assert invocations >= 2 * consumers
-    assert checkpoints.puts <= invocations // 4 + consumers
+    assert checkpoints.puts <= invocations // CHECKPOINT_EVERY + consumers
     producer = settings.producer(settings.partition_hub)
     try:
         for p in range(4):

@@ -4,6 +4,7 @@ processes."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -91,6 +92,7 @@ def test_one_upload_per_commit_and_reads_across_folds(container: ContainerClient
         assert store.calls - before == 3 + 1
         for n, iid in enumerate(iids[3:], start=4):  # folds at the 4th, 8th, 12th commits
             store.publish([_record(store, iid, "running", float(n))], _health(partition, n))
+        store.wait_for_folds()
         assert [r.instance_id for r in reader.query(StatusQuery(limit=100))] == sorted(iids)
         first = reader.get(iids[0])
         assert first is not None and (first.status, first.result) == ("completed", 1)
@@ -120,3 +122,47 @@ def test_racing_processes_publishing_one_commit_write_one_segment(
     finally:
         for store in stores:
             store.close()
+
+
+class _SlowFolds(BlobStatusStore):
+    """A store whose folds hang until released (Azurite busy with a fold's batch delete)."""
+
+    def __init__(self, container: ContainerClient) -> None:
+        super().__init__(container, PARTITIONS, health_interval=0, fold_every=2, shards=4)
+        self.release = threading.Event()
+        self.folding = threading.Event()
+
+    def fold(self, partition: int) -> bool:
+        self.folding.set()
+        assert self.release.wait(60)
+        return super().fold(partition)
+
+
+def test_a_publish_does_not_wait_for_the_fold_it_makes_due(container: ContainerClient) -> None:
+    """The fold runs on the store's own thread: while one hangs, the partition's next
+    commits still publish, and once it is done the segments it covered are gone and
+    every record reads the same."""
+    store = _SlowFolds(container)
+    reader = BlobStatusStore(container, PARTITIONS)
+    try:
+        partition = 2
+        iids = [i for i in (f"f{n}" for n in range(200)) if store.owner(i) == partition][:5]
+        for n, iid in enumerate(iids, start=1):  # a fold is due at the 2nd and 4th
+            store.publish([_record(store, iid, "completed", float(n), result=n)],
+                          _health(partition, n))
+        assert store.folding.is_set()  # one started, and hangs
+        segments = f"status/p{partition:04d}/s/"
+        assert len(list(container.list_blob_names(name_starts_with=segments))) == 5
+        assert [r.instance_id for r in reader.query(StatusQuery(limit=100))] == sorted(iids)
+        store.release.set()
+        store.wait_for_folds()
+        left = list(container.list_blob_names(name_starts_with=segments))
+        assert len(left) < 5  # folded (the second fold due may have taken the 5th too)
+        got = [reader.get(iid) for iid in iids]
+        assert [(r.status, r.result) for r in got if r is not None] == [
+            ("completed", n) for n in range(1, 6)
+        ]
+    finally:
+        store.release.set()
+        store.close()
+        reader.close()
