@@ -40,8 +40,19 @@ def test_messages_between_partitions_are_handed_over_without_parsing(
 
     monkeypatch.setattr(envelope, "parse", counting)
     client = host.client()
+    # each instance lives on another partition than its counter (an increment a partition
+    # sends to itself never leaves it, so it is neither handed over nor parsed)
+    schema = host.schema
+    increment = schema.states_by_name["UpdateCounter"].affinity
+
+    def elsewhere(c: int) -> str:
+        target = schema.owner(increment.pkey(CounterKey(counter=c)), host.count)
+        return next(iid for iid in (f"inc-{c}-{n}" for n in range(100))
+                    if schema.instance_owner(iid, host.count) != target)
+
     with host.batch():
-        ids = [client.start(IncrementMany(counter=c, times=3)) for c in range(8)]
+        ids = [client.start(IncrementMany(counter=c, times=3), instance_id=elsewhere(c))
+               for c in range(8)]
         ids.append(client.start(Pipeline(tag="p", n=3, delay=1.0)))
     host.run()
     results = [client.status(iid) for iid in ids]
