@@ -64,9 +64,10 @@ Deploy = Callable[..., Deployment]
 def deploy(aws: AwsConfig) -> Iterator[Deploy]:
     runners: list[LocalRunner] = []
 
-    def start(app: App, pollers: int = 2, **host_options: Any) -> Deployment:
+    def start(app: App, pollers: int = 2, retry_delay: int = 1, **host_options: Any) -> Deployment:
         host = AwsHost(app, aws, **host_options)
-        runner = LocalRunner(host, partition_pollers=pollers, schedule_interval=0.5)
+        runner = LocalRunner(host, partition_pollers=pollers, schedule_interval=0.5,
+                             retry_delay=retry_delay)
         runners.append(runner.start())
         return Deployment(host, runner)
 
@@ -169,8 +170,11 @@ class Crashes:
         sender.send = send  # type: ignore[method-assign]
 
 
+# The crash tests make failed batches visible again at once: the path a retried batch takes
+# is the same after 0 s as after Lambda's visibility timeout, and with one invocation in
+# three crashing, a second per retry made the bank test take 110 s of its 120 s wait.
 def test_crashes_before_and_after_the_snapshot_write_lose_nothing(deploy: Deploy) -> None:
-    d = deploy(counter_app)
+    d = deploy(counter_app, retry_delay=0)
     crashes = Crashes(d.host, every=4)
     ids = [d.client.start(IncrementMany(counter=k, times=6, parallel=k % 2 == 0),
                           instance_id=f"many-{k}") for k in range(4)]
@@ -180,7 +184,7 @@ def test_crashes_before_and_after_the_snapshot_write_lose_nothing(deploy: Deploy
 
 
 def test_bank_under_crashes_and_competing_pollers(deploy: Deploy) -> None:
-    d = deploy(bank_app, pollers=3)
+    d = deploy(bank_app, pollers=3, retry_delay=0)
     crashes = Crashes(d.host, every=6)
     run_bank(d, transfers=20, seed=2)
     assert sum(crashes.crashed.values()) > 0
