@@ -313,3 +313,61 @@ def test_submit_needs_a_driven_host(tmp_path: Path) -> None:
             host.submit(lambda: None, lambda ok, value: None)
     finally:
         host.close()
+
+
+# activities that note the thread they ran on
+_threads_app = App("burst-tests")
+_ran_on: list[str] = []
+
+
+@_threads_app.register
+class NoteThread(Activity[int]):
+    n: int
+
+    def execute(self, ctx: ActivityContext) -> int:
+        _ran_on.append(threading.current_thread().name)
+        return self.n
+
+
+@_threads_app.register
+class Noted(Orchestration[int]):
+    async def execute(self, ctx: OrchestrationContext) -> int:
+        return sum([await ctx.perform(NoteThread(n=n)) for n in range(3)])
+
+
+def test_a_burst_of_starts_runs_its_activities_without_a_hand_over_each(
+    tmp_path: Path,
+) -> None:
+    """Many starts taken together commit once before their activities, which then run on
+    the driver's thread (a hand-over per activity cost more than that commit); a lone
+    start still holds its commit for its short activities (the test above)."""
+    _ran_on.clear()
+    host = LocalHost(_threads_app, partitions=1, state_dir=tmp_path, fsync=False)
+    commits: list[bool] = []
+    host.on_commit(commits.append)
+    client = host.client()
+    host.start_background()
+    reported: list[tuple[bool, Any]] = []
+    count = 40
+    all_done = threading.Event()
+
+    def done(ok: bool, value: Any) -> None:
+        reported.append((ok, value))
+        if len(reported) == count:
+            all_done.set()
+
+    try:
+        with host._mutex:  # the driver waits: the starts queue up and are taken together
+            for i in range(count):
+                host.submit(functools.partial(client.start, Noted(), f"b{i}"), done)
+        assert all_done.wait(60)
+        statuses = [host.status.get(f"b{i}") for i in range(count)]
+    finally:
+        host.close()
+    assert all(ok for ok, _ in reported)
+    for status in statuses:
+        assert status is not None and status.status == "completed" and status.result == 3
+    assert len(_ran_on) == 3 * count
+    # the driver may have taken the first start alone, before the rest were queued
+    assert sum(name == "reactive-driver" for name in _ran_on) >= 3 * (count - 1)
+    assert commits.count(True) <= 6
