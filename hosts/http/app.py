@@ -198,6 +198,7 @@ def _accepts(method: Callable[..., Any], parameter: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=256)
 def _is_loopback(host: str | None) -> bool:
     if host is None:
         return False

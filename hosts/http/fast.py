@@ -52,7 +52,7 @@ class Route:
         if not raw:
             return {}
         found: dict[str, str] = {}
-        for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        for name, value in _pairs(raw.decode("latin-1")):
             if name in found or not value:
                 return None
             if name in self.numbers:
@@ -65,6 +65,19 @@ class Route:
 
 
 Match = tuple[Route, str, dict[str, str]]
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """The query's pairs as Starlette reads them (``parse_qsl``, blank values kept),
+    split directly when nothing in it is escaped."""
+    if "%" in text or "+" in text:
+        return parse_qsl(text, keep_blank_values=True)
+    pairs = []
+    for piece in text.split("&"):
+        if piece:
+            name, _, value = piece.partition("=")
+            pairs.append((name, value))
+    return pairs
 
 
 class FastRoutes:

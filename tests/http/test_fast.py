@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from fastapi.testclient import TestClient
 
 import hosts.http.app as http_app
-from hosts.http.fast import FastRoutes
+from hosts.http.fast import FastRoutes, _pairs
 from tests.http.conftest import KEY, api_over, driven
 from tests.http.opsapp import app as ops_app
 
@@ -113,3 +114,10 @@ def test_usual_requests_take_the_direct_routes(tmp_path: Path) -> None:
     ]
     assert all(routes.match(scope) is not None for scope in taken)
     assert all(routes.match(scope) is None for scope in passed_on)
+
+
+def test_query_pairs_are_read_as_starlette_reads_them() -> None:
+    queries = ["id=a&wait=1", "a", "a=&b", "&&x=1&", "x==2", "id=a;b", "=v", "a=1&a=2",
+               "id=%41b", "id=a+b", "id=%zz"]
+    for query in queries:
+        assert _pairs(query) == parse_qsl(query, keep_blank_values=True), query
