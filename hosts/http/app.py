@@ -359,20 +359,26 @@ class Api:
             entry = self.watcher.register(instance_id)
         status, client = self.status, self.client
 
+        def taken(existing: StatusRecord | None) -> bool:
+            if existing is not None and existing.name != name:
+                raise ApiError(409, f"instance id {existing.instance_id!r} is taken by "
+                               f"{existing.name}")
+            return existing is not None
+
         def start_once(iid: str | None) -> tuple[bool, str]:
             # in the writer's (or driver's) thread: the check and the start in one hop
-            if iid is not None:
-                existing = status.get(iid)
-                if existing is not None:
-                    if existing.name != name:
-                        raise ApiError(409, f"instance id {iid!r} is taken by {existing.name}")
-                    return True, iid
             if isinstance(client, SeamClient):
-                # what client.start does after the read just made (which it would repeat)
+                # what client.start does, but the pending record (written only if the id
+                # is new) is the check: the store is read only for an id that exists
                 record, message = client.pending_start(op, iid)
-                client.status_store.put_pending(record)
-                client.sender.send([message])
-                return False, record.instance_id
+                if client.status_store.put_pending(record):
+                    client.sender.send([message])
+                    return False, record.instance_id
+                # None: started by a request of the same uncommitted batch
+                taken(status.get(record.instance_id))
+                return True, record.instance_id
+            if iid is not None and taken(status.get(iid)):
+                return True, iid
             return False, client.start(op, iid)
 
         try:
