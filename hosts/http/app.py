@@ -374,8 +374,12 @@ class Api:
                 if client.status_store.put_pending(record):
                     client.sender.send([message])
                     return False, record.instance_id
-                # None: started by a request of the same uncommitted batch
-                taken(status.get(record.instance_id))
+                existing = status.get(record.instance_id)
+                taken(existing)  # None: started by a request of the same uncommitted batch
+                if existing is not None and existing.status == "pending":
+                    # its start may have been lost after the pending record committed
+                    # (a crash mid-batch): sent again, applied once (its request id)
+                    client.sender.send([message])
                 return True, record.instance_id
             if iid is not None and taken(status.get(iid)):
                 return True, iid
