@@ -243,13 +243,16 @@ class LocalHost:
                     direct.setdefault(message.dest, []).append(message)
                 for index in sorted(direct):
                     handled.append(index)
+                    few = len(direct[index]) <= HOLD_UP_TO
+                    if not few:  # committed before its activities run: its input with it
+                        self.inbox.send(direct[index])
                     batch = self.inbox.read(index, self.batch_size)
-                    if len(batch) < self.batch_size:
+                    if few and len(batch) < self.batch_size:
                         batch += [Inbound(m.data, now) for m in direct[index]]
-                    else:  # older input is waiting beyond this batch: keep the order
+                    elif few:  # older input is waiting beyond this batch: keep the order
                         self.inbox.send(direct[index])
                     worker = self.workers[index]
-                    if len(direct[index]) <= HOLD_UP_TO:
+                    if few:
                         worker.hold_commits = HOLD_FOR_ACTIVITIES
                     try:
                         outcome = worker.handle(batch)

@@ -8,6 +8,7 @@ import contextlib
 import functools
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -371,3 +372,50 @@ def test_a_burst_of_starts_runs_its_activities_without_a_hand_over_each(
     # the driver may have taken the first start alone, before the rest were queued
     assert sum(name == "reactive-driver" for name in _ran_on) >= 3 * (count - 1)
     assert commits.count(True) <= 6
+
+
+def test_a_burst_whose_processing_fails_after_its_commit_still_runs(tmp_path: Path) -> None:
+    """A burst commits its starts before running their activities: if its invocation
+    then fails (a crash there), the committed starts are not lost but run from the input
+    log, without being sent again."""
+    host = LocalHost(_threads_app, partitions=1, state_dir=tmp_path, fsync=False)
+    client = host.client()
+    worker = host.workers[0]
+    commit = worker._commit
+    failed: list[int] = []
+
+    def fail_a_burst_once(warm: Any, effects: Any, dead: Any, outcome: Any) -> None:
+        if len(outcome.acknowledged) > 4 and not failed:
+            failed.append(len(outcome.acknowledged))
+            raise RuntimeError("crash after the burst's first commit")
+        commit(warm, effects, dead, outcome)
+
+    worker._commit = fail_a_burst_once  # type: ignore[method-assign]
+    host.start_background()
+    count = 40
+    reported: list[bool] = []
+    all_done = threading.Event()
+
+    def done(ok: bool, value: Any) -> None:
+        reported.append(ok)
+        if len(reported) == count + 1:
+            all_done.set()
+
+    try:
+        host.submit(functools.partial(client.start, Noted(), "warm"), done)
+        with host._mutex:  # the driver waits: the starts queue up and are taken together
+            for i in range(count):
+                host.submit(functools.partial(client.start, Noted(), f"c{i}"), done)
+        assert all_done.wait(60)
+        assert failed, "no burst was taken"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the driver runs what the log holds
+            statuses = [host.status.get(f"c{i}") for i in range(count)]
+            if all(s is not None and s.status == "completed" for s in statuses):
+                break
+            time.sleep(0.05)
+    finally:
+        host.close()
+    assert False in reported  # the failed burst's requests were answered with the error
+    assert [s.status if s else None for s in statuses] == ["completed"] * count
+    assert all(s is not None and s.result == 3 for s in statuses)
