@@ -17,6 +17,7 @@ import hmac
 import inspect
 import ipaddress
 import json
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any, cast, get_args
 from urllib.parse import quote
 
+import orjson
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -33,6 +35,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hosts.http.fast import FastRoutes, Match, Reply, Route, header
 from hosts.http.metrics import Metrics
 from hosts.http.pump import (
     Batch,
@@ -45,6 +48,7 @@ from hosts.http.pump import (
 from hosts.text import article, name_hint
 from reactive import Client, ReactiveError
 from reactive.hosting import BUILTINS, ClientPerform, Kind, OperationInfo, Schema
+from reactive.hosting.client import SeamClient
 from reactive.hosting.requests import new_id
 from reactive.hosting.seams import PartitionHealth, Status, StatusQuery, StatusRecord, StatusStore
 
@@ -58,6 +62,7 @@ DEFAULT_WAIT = 30.0  # seconds a long poll waits when no timeout is given
 MAX_WAIT = 300.0
 MAX_LIMIT = 1000
 STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("reactive.http")
 
 HistoryFn = Callable[[str], Any]
 DescribeFn = Callable[[str], Any]
@@ -193,6 +198,7 @@ def _accepts(method: Callable[..., Any], parameter: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=256)
 def _is_loopback(host: str | None) -> bool:
     if host is None:
         return False
@@ -251,10 +257,14 @@ class Api:
         )
 
     @staticmethod
-    async def body_json(request: Request) -> Any:
-        raw = await request.body()
+    def parse_json(raw: bytes) -> Any:
+        """A request body as JSON (None when empty)."""
         if not raw.strip():
             return None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # json's own message below; it also takes what orjson refuses (NaN, big ints)
         try:
             return json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -265,8 +275,11 @@ class Api:
             )
             raise ApiError(400, f"the request body is not valid JSON: {detail}") from None
 
-    async def build(self, info: OperationInfo, request: Request) -> Any:
-        data = await self.body_json(request)
+    async def body_json(self, request: Request) -> Any:
+        return self.parse_json(await request.body())
+
+    def build(self, info: OperationInfo, raw: bytes) -> Any:
+        data = self.parse_json(raw)
         if data is None:
             data = {}
         if not isinstance(data, dict):
@@ -317,6 +330,77 @@ class Api:
     async def wait(self, instance_id: str, timeout: float) -> StatusRecord | None:
         """The record once the instance is finished, or the latest after ``timeout``."""
         return await self.watcher.wait(instance_id, timeout)
+
+    async def wait_reply(self, instance_id: str, timeout: float | None) -> Reply:
+        """``GET /api/instances/{id}/wait``: 200 with the record once finished, else 202
+        with the latest after the timeout."""
+        check_instance_id(instance_id)
+        record = await self.wait(instance_id, _timeout(timeout))
+        if record is None:
+            raise ApiError(404, f"no instance {instance_id!r}")
+        done = record.status in FINISHED
+        return (200 if done else 202, record_json(record),
+                None if done else {"location": f"{status_url(instance_id)}/wait"})
+
+    async def start(
+        self, name: str, instance_id: str | None, raw: bytes, wait: float | None
+    ) -> Reply:
+        """``POST /api/orchestrations/{name}``: 202 once the start is durable, or 200 with
+        the instance's status if it finishes within ``wait`` seconds."""
+        info = self.operation(name, (Kind.ORCHESTRATION,), "orchestration")
+        if instance_id is not None:
+            check_instance_id(instance_id)
+        op = self.build(info, raw)
+        seconds = None if wait is None else _timeout(wait)
+        entry = None
+        if seconds is not None and self.watcher.deferred:
+            # watched before it exists: a finish in the start's own commit is seen
+            instance_id = instance_id or new_id()
+            entry = self.watcher.register(instance_id)
+        status, client = self.status, self.client
+
+        def taken(existing: StatusRecord | None) -> bool:
+            if existing is not None and existing.name != name:
+                raise ApiError(409, f"instance id {existing.instance_id!r} is taken by "
+                               f"{existing.name}")
+            return existing is not None
+
+        def start_once(iid: str | None) -> tuple[bool, str]:
+            # in the writer's (or driver's) thread: the check and the start in one hop
+            if isinstance(client, SeamClient):
+                # what client.start does, but the pending record (written only if the id
+                # is new) is the check: the store is read only for an id that exists
+                record, message = client.pending_start(op, iid)
+                if client.status_store.put_pending(record):
+                    client.sender.send([message])
+                    return False, record.instance_id
+                existing = status.get(record.instance_id)
+                taken(existing)  # None: started by a request of the same uncommitted batch
+                if existing is not None and existing.status == "pending":
+                    # its start may have been lost after the pending record committed
+                    # (a crash mid-batch): sent again, applied once (its request id)
+                    client.sender.send([message])
+                return True, record.instance_id
+            if iid is not None and taken(status.get(iid)):
+                return True, iid
+            return False, client.start(op, iid)
+
+        try:
+            try:
+                existed, started = await self.run(start_once, instance_id)
+            except ReactiveError as exc:  # e.g. the id was taken meanwhile
+                raise ApiError(409, str(exc)) from None
+        except BaseException:
+            if entry is not None and instance_id is not None:
+                self.watcher.release(instance_id, entry)
+            raise
+        url = status_url(started)
+        if seconds is not None:
+            record = await self.watcher.wait(started, seconds, entry, fresh=not existed)
+            if record is not None and record.status in FINISHED:
+                return 200, record_json(record), {"location": url}
+        return (202, {"id": started, "name": name, "created": not existed, "status_url": url,
+                      "wait_url": f"{url}/wait"}, {"location": url})
 
     async def details(self, record: StatusRecord, with_history: bool) -> dict[str, Any]:
         out = record_json(record)
@@ -369,15 +453,25 @@ class Access:
     or, on a server without one, refuses every peer that is not on the loopback
     interface."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, api_key: str | None) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, api_key: str | None,
+                 fast: FastRoutes | None = None) -> None:
         self.app = app
         self.metrics = metrics
         self.api_key = api_key.encode() if api_key is not None else None
+        self.fast = fast
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        routes = self.fast
+        await self.guarded(scope, receive, send,
+                           routes.match(scope) if routes is not None else None)
+
+    async def guarded(self, scope: Scope, receive: Receive, send: Send,
+                      fast: Match | None) -> None:
+        """Serve an HTTP request, by its direct route when it has one (``fast``), else
+        by the app, once the key or the peer is accepted; count it."""
         refusal = self._refusal(scope)
         if refusal is not None:
             await refusal(scope, receive, send)
@@ -391,9 +485,15 @@ class Access:
 
         started = time.perf_counter()
         try:
-            await self.app(scope, receive, send_and_note)
+            if fast is not None and self.fast is not None:
+                await self.fast.serve(fast, scope, receive, send_and_note)
+            else:
+                await self.app(scope, receive, send_and_note)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
+            if fast is not None:
+                route = fast[0].label
+            else:
+                route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.observe(scope["method"], route, status[0], time.perf_counter() - started)
 
     def _refusal(self, scope: Scope) -> JSONResponse | None:
@@ -415,6 +515,24 @@ class Access:
             {"error": f"{what} API key: send it in the {API_KEY_HEADER} header"},
             status_code=401, headers={"www-authenticate": "ApiKey"},
         )
+
+
+class ApiApp(FastAPI):
+    """The FastAPI app, with its direct routes (:mod:`hosts.http.fast`) served ahead of
+    FastAPI's and Starlette's middleware layers (whose error handling and telemetry
+    cost more per request than a start's own handling) by ``front``, an :class:`Access`
+    with the same key and metrics as the one inside."""
+
+    front: Access | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        front = self.front
+        if front is not None and front.fast is not None and scope["type"] == "http":
+            fast = front.fast.match(scope)
+            if fast is not None:
+                await front.guarded(scope, receive, send, fast)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def _declare_key(app: FastAPI) -> None:
@@ -457,6 +575,41 @@ def follow_commits(
     return True
 
 
+def error_reply(status_code: int, message: str, **extra: Any) -> Reply:
+    headers = {"www-authenticate": "ApiKey"} if status_code == 401 else None
+    return status_code, {"error": one_line(message), **extra}, headers
+
+
+def _fast_error(exc: Exception) -> Reply:
+    """What the app's exception handlers answer, for the direct routes."""
+    if isinstance(exc, ApiError):
+        return error_reply(exc.status, exc.message, **exc.extra)
+    log.error("%s", f"internal error: {type(exc).__name__}: {exc}", exc_info=exc)
+    return error_reply(500, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _fast_routes(api: Api) -> FastRoutes:
+    """The start and the wait, served ahead of FastAPI (see :mod:`hosts.http.fast`)."""
+
+    async def start(name: str, query: dict[str, str], body: bytes, scope: Scope) -> Reply:
+        instance_id = query.get("id")
+        if instance_id is None:
+            instance_id = header(scope, INSTANCE_ID_HEADER.encode())
+        wait = query.get("wait")
+        return await api.start(name, instance_id, body, None if wait is None else float(wait))
+
+    async def wait(instance_id: str, query: dict[str, str], body: bytes, scope: Scope) -> Reply:
+        timeout = query.get("timeout")
+        return await api.wait_reply(instance_id, None if timeout is None else float(timeout))
+
+    routes = FastRoutes(_fast_error)
+    routes.add(Route("POST", "/api/orchestrations/", "", "/api/orchestrations/{name}",
+                     frozenset({"id"}), frozenset({"wait"}), start))
+    routes.add(Route("GET", "/api/instances/", "/wait", "/api/instances/{instance_id}/wait",
+                     frozenset(), frozenset({"timeout"}), wait))
+    return routes
+
+
 def create_app(
     schema: Schema,
     client: Client,
@@ -490,7 +643,7 @@ def create_app(
     run = api.run
 
     metrics = Metrics(status, backlog)
-    app = FastAPI(
+    app = ApiApp(
         title=f"Reactive Machine: {schema.app_name}",
         version="1",
         description="Start and manage orchestration instances, perform reads and updates, "
@@ -504,10 +657,8 @@ def create_app(
     # -- errors as one-line JSON -------------------------------------------------------
 
     def error_response(status_code: int, message: str, **extra: Any) -> JSONResponse:
-        headers = {"www-authenticate": "ApiKey"} if status_code == 401 else None
-        return JSONResponse(
-            {"error": one_line(message), **extra}, status_code=status_code, headers=headers
-        )
+        code, body, headers = error_reply(status_code, message, **extra)
+        return JSONResponse(body, status_code=code, headers=headers)
 
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -536,6 +687,7 @@ def create_app(
     # -- access --------------------------------------------------------------------------
 
     app.add_middleware(Access, metrics=metrics, api_key=api_key)
+    app.front = Access(app, metrics, api_key, _fast_routes(api))
     if api_key is not None:
         _declare_key(app)
 
@@ -587,49 +739,9 @@ def create_app(
             "status if it does"
         ),
     ) -> JSONResponse:
-        info = api.operation(name, (Kind.ORCHESTRATION,), "orchestration")
         instance_id = id if id is not None else request.headers.get(INSTANCE_ID_HEADER)
-        if instance_id is not None:
-            check_instance_id(instance_id)
-        op = await api.build(info, request)
-        seconds = None if wait is None else _timeout(wait)
-        entry = None
-        if seconds is not None and api.watcher.deferred:
-            # watched before it exists: a finish in the start's own commit is seen
-            instance_id = instance_id or new_id()
-            entry = api.watcher.register(instance_id)
-
-        def start_once(iid: str | None) -> tuple[bool, str]:
-            # in the writer's (or driver's) thread: the check and the start in one hop
-            if iid is not None:
-                existing = status.get(iid)
-                if existing is not None:
-                    if existing.name != name:
-                        raise ApiError(409, f"instance id {iid!r} is taken by {existing.name}")
-                    return True, iid
-            return False, client.start(op, iid)
-
-        try:
-            try:
-                existed, started = await run(start_once, instance_id)
-            except ReactiveError as exc:  # e.g. the id was taken meanwhile
-                raise ApiError(409, str(exc)) from None
-        except BaseException:
-            if entry is not None and instance_id is not None:
-                api.watcher.release(instance_id, entry)
-            raise
-        instance_id = started
-        url = status_url(instance_id)
-        if seconds is not None:
-            record = await api.watcher.wait(instance_id, seconds, entry, fresh=not existed)
-            if record is not None and record.status in FINISHED:
-                return JSONResponse(record_json(record), headers={"location": url})
-        return JSONResponse(
-            {"id": instance_id, "name": name, "created": not existed, "status_url": url,
-             "wait_url": f"{url}/wait"},
-            status_code=202,
-            headers={"location": url},
-        )
+        code, body, headers = await api.start(name, instance_id, await request.body(), wait)
+        return JSONResponse(body, status_code=code, headers=headers)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -650,16 +762,8 @@ def create_app(
     async def wait_instance(
         instance_id: str, timeout: float | None = Query(None, description="seconds")
     ) -> JSONResponse:
-        check_instance_id(instance_id)
-        record = await api.wait(instance_id, _timeout(timeout))
-        if record is None:
-            raise ApiError(404, f"no instance {instance_id!r}")
-        done = record.status in FINISHED
-        return JSONResponse(
-            record_json(record),
-            status_code=200 if done else 202,
-            headers=None if done else {"location": f"{status_url(instance_id)}/wait"},
-        )
+        code, body, headers = await api.wait_reply(instance_id, timeout)
+        return JSONResponse(body, status_code=code, headers=headers)
 
     @router.get(
         "/instances",
@@ -768,7 +872,7 @@ def create_app(
     ) -> dict[str, Any]:
         info = api.operation(name, (Kind.READ, Kind.UPDATE, Kind.EVENT), "read, update or event")
         seconds = _timeout(timeout)
-        op = await api.build(info, request)
+        op = api.build(info, await request.body())
         wire = list(schema.encode_op(op))
         instance_id = await run(client.start, ClientPerform(op=wire), None)
         record = await api.wait(instance_id, seconds)

@@ -263,7 +263,10 @@ class Watcher:
                 record = await asyncio.to_thread(self.status.get, instance_id)
                 if record is None or record.status in FINISHED:
                     return record
-            found: StatusRecord | None = await asyncio.wait_for(asyncio.shield(future), timeout)
+            # the future is this wait's own, so it may be cancelled with it: no shield, and
+            # timeout() rather than wait_for() (fewer futures and loop passes per wait)
+            async with asyncio.timeout(timeout):
+                found: StatusRecord | None = await future
             return found
         except TimeoutError:
             return await asyncio.to_thread(self.status.get, instance_id)

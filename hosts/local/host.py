@@ -30,6 +30,10 @@ MAX_JOBS = 512  # client requests the driver takes into one transaction
 # seconds of activities that the requests' processing may run before their transaction
 # commits: short ones then share its one fsync (the requests are answered only after it)
 HOLD_FOR_ACTIVITIES = 0.01
+# ... for at most this many requests to a partition: held activities run on a thread of
+# their own (a hand-over each, about 0.1 ms), so more requests commit first and then run
+# theirs inline (one more fsync for the lot instead of a hand-over per activity)
+HOLD_UP_TO = 4
 
 
 class VirtualClock:
@@ -239,13 +243,17 @@ class LocalHost:
                     direct.setdefault(message.dest, []).append(message)
                 for index in sorted(direct):
                     handled.append(index)
+                    few = len(direct[index]) <= HOLD_UP_TO
+                    if not few:  # committed before its activities run: its input with it
+                        self.inbox.send(direct[index])
                     batch = self.inbox.read(index, self.batch_size)
-                    if len(batch) < self.batch_size:
+                    if few and len(batch) < self.batch_size:
                         batch += [Inbound(m.data, now) for m in direct[index]]
-                    else:  # older input is waiting beyond this batch: keep the order
+                    elif few:  # older input is waiting beyond this batch: keep the order
                         self.inbox.send(direct[index])
                     worker = self.workers[index]
-                    worker.hold_commits = HOLD_FOR_ACTIVITIES
+                    if few:
+                        worker.hold_commits = HOLD_FOR_ACTIVITIES
                     try:
                         outcome = worker.handle(batch)
                     finally:

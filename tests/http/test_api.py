@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from reactive.hosting.seams import StatusRecord
 from tests.http.conftest import Env, api_over, driven
 from tests.http.opsapp import app as ops_app
 
@@ -257,3 +258,13 @@ def test_start_with_wait_answers_with_the_result(env: Env) -> None:
     assert done.status_code == 200 and done.json()["result"] == "q: yes"
     served: Any = env.http.app
     assert served.state.api.watcher.waiting == {}  # no wait left behind
+
+
+def test_a_start_retried_after_its_message_was_lost_runs(env: Env) -> None:
+    """A crash can leave a start's pending record durable without its message (a burst
+    commits before its activities run): starting the same id again must run it."""
+    now = time.time()
+    assert env.host.status.put_pending(StatusRecord("lost", "Greet", "pending", 0, now, now))
+    r = env.http.post("/api/orchestrations/Greet?id=lost&wait=5", json={"name": "eve"})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "completed" and r.json()["result"] == "hello eve"

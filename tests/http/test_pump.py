@@ -8,6 +8,7 @@ import contextlib
 import functools
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -313,3 +314,108 @@ def test_submit_needs_a_driven_host(tmp_path: Path) -> None:
             host.submit(lambda: None, lambda ok, value: None)
     finally:
         host.close()
+
+
+# activities that note the thread they ran on
+_threads_app = App("burst-tests")
+_ran_on: list[str] = []
+
+
+@_threads_app.register
+class NoteThread(Activity[int]):
+    n: int
+
+    def execute(self, ctx: ActivityContext) -> int:
+        _ran_on.append(threading.current_thread().name)
+        return self.n
+
+
+@_threads_app.register
+class Noted(Orchestration[int]):
+    async def execute(self, ctx: OrchestrationContext) -> int:
+        return sum([await ctx.perform(NoteThread(n=n)) for n in range(3)])
+
+
+def test_a_burst_of_starts_runs_its_activities_without_a_hand_over_each(
+    tmp_path: Path,
+) -> None:
+    """Many starts taken together commit once before their activities, which then run on
+    the driver's thread (a hand-over per activity cost more than that commit); a lone
+    start still holds its commit for its short activities (the test above)."""
+    _ran_on.clear()
+    host = LocalHost(_threads_app, partitions=1, state_dir=tmp_path, fsync=False)
+    commits: list[bool] = []
+    host.on_commit(commits.append)
+    client = host.client()
+    host.start_background()
+    reported: list[tuple[bool, Any]] = []
+    count = 40
+    all_done = threading.Event()
+
+    def done(ok: bool, value: Any) -> None:
+        reported.append((ok, value))
+        if len(reported) == count:
+            all_done.set()
+
+    try:
+        with host._mutex:  # the driver waits: the starts queue up and are taken together
+            for i in range(count):
+                host.submit(functools.partial(client.start, Noted(), f"b{i}"), done)
+        assert all_done.wait(60)
+        statuses = [host.status.get(f"b{i}") for i in range(count)]
+    finally:
+        host.close()
+    assert all(ok for ok, _ in reported)
+    for status in statuses:
+        assert status is not None and status.status == "completed" and status.result == 3
+    assert len(_ran_on) == 3 * count
+    # the driver may have taken the first start alone, before the rest were queued
+    assert sum(name == "reactive-driver" for name in _ran_on) >= 3 * (count - 1)
+    assert commits.count(True) <= 6
+
+
+def test_a_burst_whose_processing_fails_after_its_commit_still_runs(tmp_path: Path) -> None:
+    """A burst commits its starts before running their activities: if its invocation
+    then fails (a crash there), the committed starts are not lost but run from the input
+    log, without being sent again."""
+    host = LocalHost(_threads_app, partitions=1, state_dir=tmp_path, fsync=False)
+    client = host.client()
+    worker = host.workers[0]
+    commit = worker._commit
+    failed: list[int] = []
+
+    def fail_a_burst_once(warm: Any, effects: Any, dead: Any, outcome: Any) -> None:
+        if len(outcome.acknowledged) > 4 and not failed:
+            failed.append(len(outcome.acknowledged))
+            raise RuntimeError("crash after the burst's first commit")
+        commit(warm, effects, dead, outcome)
+
+    worker._commit = fail_a_burst_once  # type: ignore[method-assign]
+    host.start_background()
+    count = 40
+    reported: list[bool] = []
+    all_done = threading.Event()
+
+    def done(ok: bool, value: Any) -> None:
+        reported.append(ok)
+        if len(reported) == count + 1:
+            all_done.set()
+
+    try:
+        host.submit(functools.partial(client.start, Noted(), "warm"), done)
+        with host._mutex:  # the driver waits: the starts queue up and are taken together
+            for i in range(count):
+                host.submit(functools.partial(client.start, Noted(), f"c{i}"), done)
+        assert all_done.wait(60)
+        assert failed, "no burst was taken"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the driver runs what the log holds
+            statuses = [host.status.get(f"c{i}") for i in range(count)]
+            if all(s is not None and s.status == "completed" for s in statuses):
+                break
+            time.sleep(0.05)
+    finally:
+        host.close()
+    assert False in reported  # the failed burst's requests were answered with the error
+    assert [s.status if s else None for s in statuses] == ["completed"] * count
+    assert all(s is not None and s.result == 3 for s in statuses)
