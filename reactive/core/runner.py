@@ -141,6 +141,9 @@ class Run:
         self.responses: list[history.Response] = []
         self.logged = 0  # application log lines emitted so far
         self.custom_status: Any = None  # set by ctx.set_custom_status
+        # how many calls and responses the store holds (None: it holds none, or holds rows
+        # since rewritten): a delta then carries only the rows added after them
+        self.stored_rows: tuple[int, int] | None = None
         # in-memory execution state
         self.next_call = 0
         self.next_log = 0
@@ -162,19 +165,46 @@ class Run:
     # -- persistence -----------------------------------------------------------------------
 
     def to_snapshot(self) -> dict[str, Any]:
-        schema = self.site.schema
+        """The run as a snapshot entry, whole; the store holds all its rows after this."""
+        data = self._fields(self.calls, self.responses)
+        if self.op is not None:
+            data["op"] = self.site.schema.encode_op(self.op)
+        self.stored_rows = (len(self.calls), len(self.responses))
+        return data
+
+    def to_delta(self) -> dict[str, Any]:
+        """The run as a delta entry: whole, or (once the store holds its rows and none of
+        them changed since) an edit carrying only the new history rows and not the input,
+        which changes only with a new history (a history grows by a row or two per commit,
+        and writing it whole made a commit cost the length of the run)."""
+        stored = self.stored_rows
+        if stored is None:
+            return self.to_snapshot()
+        calls_from, responses_from = stored
+        data = self._fields(self.calls[calls_from:], self.responses[responses_from:])
+        data["calls_from"], data["responses_from"] = calls_from, responses_from
+        self.stored_rows = (len(self.calls), len(self.responses))
+        return data
+
+    def _rewrite_call(self, index: int, call: history.Call) -> None:
+        """Change a recorded call; one the store already holds makes the next delta whole."""
+        self.calls[index] = call
+        if self.stored_rows is not None and index < self.stored_rows[0]:
+            self.stored_rows = None
+
+    def _fields(
+        self, calls: list[history.Call], responses: list[history.Response]
+    ) -> dict[str, Any]:
         data: dict[str, Any] = {
             "id": self.instance_id,
-            "calls": self.calls,
-            "responses": self.responses,
+            "calls": calls,
+            "responses": responses,
             "logged": self.logged,
         }
         if self.generation:
             data["generation"] = self.generation
         if self.custom_status is not None:
             data["custom_status"] = self.custom_status
-        if self.op is not None:
-            data["op"] = schema.encode_op(self.op)
         if self.reply is not None:
             data["reply"] = self.reply
         if self.lock_keys is not None:
@@ -211,6 +241,7 @@ class Run:
         run.logged = data["logged"]
         run.generation = data.get("generation", 0)
         run.custom_status = data.get("custom_status")
+        run.stored_rows = (len(run.calls), len(run.responses))
         return run
 
     # -- driving the coroutine -------------------------------------------------------------
@@ -437,7 +468,7 @@ class Run:
             # from, cannot be released before it arrived (nor our later calls overtake it)
             self.locked_events.append(index)
             if not replayed:
-                self.calls[index] = self.calls[index]._replace(value=history.ACKED)
+                self._rewrite_call(index, self.calls[index]._replace(value=history.ACKED))
                 self._route(f"{self.tag}#{index}", event, reply)
             elif self.calls[index].value is None:  # recorded when such events were not answered
                 self.locked_events.pop()
@@ -502,7 +533,7 @@ class Run:
             value = self.calls[index].value
         else:
             value = self.site.clock
-            self.calls[index] = self.calls[index]._replace(value=value)
+            self._rewrite_call(index, self.calls[index]._replace(value=value))
         return datetime.fromtimestamp(value, UTC)
 
     def _seed(self, index: int) -> bytes:
@@ -570,6 +601,7 @@ class Run:
         buffered = list(self.event_buffer)
         self.calls = []
         self.responses = [history.event_arrival(name, value) for name, value in buffered]
+        self.stored_rows = None  # a new history and input: the next delta writes them whole
         self.logged = self.next_log = self.next_call = 0
         self.futures, self.decoders, self.forks, self.performs = {}, {}, [], []
         self.locked_events = []

@@ -34,8 +34,9 @@ from reactive.schema import PKey, Schema
 
 T = TypeVar("T")
 
-SNAPSHOT_VERSION = 4
-"""Version 4 deltas may carry a queue as an edit of the stored one (see :func:`take_delta`);
+SNAPSHOT_VERSION = 5
+"""Version 5 deltas may carry a run as an edit of the stored one (see :func:`take_delta`);
+version 4 deltas may carry a queue as an edit of the stored one (see :func:`take_delta`);
 version 3 names the fields of its positional records in the head (``layouts``); version
 2 (no layouts) is read with the layouts it implied. Each is read by this code."""
 
@@ -101,7 +102,9 @@ def _settling_row(held: Settling) -> list[Any]:
     ]
 
 
-def _entry(part: PartitionBase, section: str, key: Any) -> tuple[str, Any]:
+def _entry(
+    part: PartitionBase, section: str, key: Any, delta: bool = False
+) -> tuple[str, Any]:
     """One keyed entry as (its string key, its JSON value or None if it is gone)."""
     if section == "states":
         state = part.states.get(key)
@@ -115,7 +118,9 @@ def _entry(part: PartitionBase, section: str, key: Any) -> tuple[str, Any]:
         ]
     if section == "runs":
         run = part.runs.get(key)
-        return key, None if run is None else run.to_snapshot()
+        if run is None:
+            return key, None
+        return key, run.to_delta() if delta else run.to_snapshot()
     return key, part.completed.get(key)
 
 
@@ -143,14 +148,18 @@ def take_delta(part: PartitionBase) -> dict[str, Any]:
 
     A queue that kept some of its stored entries is written as an edit, ``{"drop": n,
     "add": [entries]}``: the stored queue loses its first n entries and gains these at its
-    tail (a busy key's queue is long and changes by one or two entries per commit)."""
+    tail (a busy key's queue is long and changes by one or two entries per commit).
+
+    A run the store holds is written as an edit too: its fields but the input ``op``, with
+    only the history rows added since, and ``calls_from``/``responses_from``, the number
+    of stored rows they follow (see ``Run.to_delta``)."""
     data: dict[str, Any] = {"v": SNAPSHOT_VERSION, "head": _head(part, layouts=False)}
     for section in KEYED_SECTIONS:
         dirty = part._dirty[section]
         if section == "queues":
             data[section] = {_key_text(key): _queue_change(part, key) for key in dirty}
         else:
-            data[section] = dict(_entry(part, section, key) for key in dirty)
+            data[section] = dict(_entry(part, section, key, delta=True) for key in dirty)
     part.clear_marks()
     return data
 
@@ -173,7 +182,7 @@ def _queue_change(part: PartitionBase, key: PKey) -> Any:
 
 def check_version(data: dict[str, Any]) -> None:
     version = data.get("v")
-    if version not in (2, 3, SNAPSHOT_VERSION):
+    if version not in (2, 3, 4, SNAPSHOT_VERSION):
         raise errors.CorruptSnapshotError(
             f"snapshot version {version!r} cannot be read: this code reads versions 2 to "
             f"{SNAPSHOT_VERSION} (a snapshot from newer code needs that code)"
@@ -296,6 +305,8 @@ def apply_delta(snapshot: dict[str, Any], delta: dict[str, Any]) -> None:
                 entries.pop(key, None)
             elif isinstance(value, dict) and section == "queues":
                 entries[key] = _edited_queue(entries.get(key), key, value)
+            elif section == "runs" and "calls_from" in value:
+                entries[key] = _edited_run(entries.get(key), key, value)
             else:
                 entries[key] = value
 
@@ -311,5 +322,29 @@ def _edited_queue(stored: Any, key: str, edit: dict[str, Any]) -> list[Any]:
     except (KeyError, TypeError, IndexError, ValueError) as exc:
         raise errors.CorruptSnapshotError(
             f"a delta edits queue {key}, which the snapshot it follows does not hold as "
+            f"that edit needs ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _edited_run(stored: Any, key: str, edit: dict[str, Any]) -> dict[str, Any]:
+    """A stored run entry after a delta's edit of it: the edit's fields, the stored input,
+    and the stored history rows followed by the edit's."""
+    try:
+        calls_from, responses_from = edit["calls_from"], edit["responses_from"]
+        calls, responses = stored["calls"], stored["responses"]
+        if (len(calls), len(responses)) != (calls_from, responses_from):
+            raise ValueError(
+                f"it follows {calls_from} calls and {responses_from} responses, the stored "
+                f"run has {len(calls)} and {len(responses)}"
+            )
+        run = {k: v for k, v in edit.items() if k not in ("calls_from", "responses_from")}
+        run["calls"] = [*calls, *edit["calls"]]
+        run["responses"] = [*responses, *edit["responses"]]
+        if "op" in stored:
+            run["op"] = stored["op"]
+        return run
+    except (KeyError, TypeError, ValueError) as exc:
+        raise errors.CorruptSnapshotError(
+            f"a delta edits run {key}, which the snapshot it follows does not hold as "
             f"that edit needs ({type(exc).__name__}: {exc})"
         ) from None

@@ -1,8 +1,9 @@
 """A fixed drive of one partition whose key queues fill and drain while its snapshots and
 deltas are taken, as a store would hold them. ``python tests/core/queue_store.py FILE``
-writes ``{"base": snapshot, "deltas": [...]}`` (how ``fixtures/queue_store_v3.json`` was
-made, with main's code of snapshot version 3). It imports only the ``reactive`` package,
-so that it runs as it is against another version of that package."""
+writes ``{"base": snapshot, "deltas": [...]}`` (how ``fixtures/queue_store_v3.json`` and
+``queue_store_v4.json`` were made, with main's code of snapshot versions 3 and 4). It
+imports only the ``reactive`` package, so that it runs as it is against another version
+of that package."""
 
 from __future__ import annotations
 
