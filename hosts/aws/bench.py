@@ -148,8 +148,8 @@ def _free_port() -> int:
 def moto_server() -> Iterator[tuple[str, int]]:
     """A moto server on 127.0.0.1: its URL and pid; stopped by pid afterwards."""
     port = _free_port()
-    exe = Path(sys.executable).with_name("moto_server")
-    process = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)],
+    # hosts.aws.motoserver keeps connections open as AWS does (moto_server closes each one)
+    process = subprocess.Popen([sys.executable, "-m", "hosts.aws.motoserver", "-p", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     url = f"http://127.0.0.1:{port}"

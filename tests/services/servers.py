@@ -10,7 +10,7 @@ so a killed test run leaves nothing behind.
 
 - :func:`start_azurite` — the Azure Storage emulator (blob, queue, table), installed by
   ``npm ci --prefix tests/services`` (``make test`` does it).
-- :func:`start_moto` — ``moto_server`` (S3, SQS, ...) from the virtual environment.
+- :func:`start_moto` — moto (S3, SQS, ...) behind ``hosts.aws.motoserver`` (keep-alive).
 - :func:`start_python_server` — ``python -m MODULE ...`` that prints ``ready <port>``;
   :func:`start_eventhubs_standin` is the Event Hubs stand-in started that way.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import importlib.util
 import itertools
 import os
 import re
@@ -228,22 +229,22 @@ def start_azurite(timeout: float = READY_TIMEOUT, attempts: int = 3) -> Azurite:
 # ---------------------------------------------------------------- moto
 
 
-def moto_server_bin() -> Path:
-    """``moto_server`` next to the running interpreter (the project's virtual environment)."""
-    return Path(sys.executable).parent / "moto_server"
+def moto_command(port: int) -> list[str]:
+    """moto's application behind a keep-alive server (``hosts.aws.motoserver``): werkzeug's,
+    under ``moto_server``, closes every connection, which real AWS does not."""
+    return [sys.executable, "-m", "hosts.aws.motoserver", "-p", str(port)]
 
 
 def start_moto(timeout: float = READY_TIMEOUT, attempts: int = 3) -> MotoServer:
-    """``moto_server -H 127.0.0.1 -p PORT``; waits until ``/moto-api/`` answers."""
-    binary = moto_server_bin()
-    if not binary.exists():
+    """A moto server on ``127.0.0.1:PORT``; waits until ``/moto-api/`` answers."""
+    if importlib.util.find_spec("moto") is None:
         raise ServerError(
-            f"moto_server not found next to {sys.executable}: install the dev extra "
+            f"moto not installed for {sys.executable}: install the dev extra "
             "(`make test` runs pip install -e '.[dev]')"
         )
     for attempt in itertools.count(1):
         (port,) = free_ports(1)
-        process, log_path = _spawn("moto", [str(binary), "-H", HOST, "-p", str(port)])
+        process, log_path = _spawn("moto", moto_command(port))
         server = MotoServer("moto", process, log_path, port=port)
         _RUNNING[server.pid] = server
 
@@ -254,7 +255,7 @@ def start_moto(timeout: float = READY_TIMEOUT, attempts: int = 3) -> MotoServer:
             _wait(server, ready, timeout)
             return server
         except ServerError:
-            if attempt < attempts and "Address already in use" in _read(server.log_path):
+            if attempt < attempts and "address already in use" in _read(server.log_path).lower():
                 server.stop()
                 continue
             raise
