@@ -18,6 +18,7 @@ from reactive.core.partition import Partition
 from reactive.errors import CorruptSnapshotError
 from reactive.hosting import execute_activity
 from tests.core.queue_store import T0, Hold, Think, drive, schema, store_json
+from tests.core.test_queue_deltas import _bring_forward
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -33,14 +34,6 @@ def _canonical(data: dict[str, Any]) -> str:
 def _read(data: dict[str, Any], on: Any = schema) -> str:
     """What a stored snapshot reads as: restored, then written whole again."""
     return _canonical(_json(Partition.restore(on, _json(data)).snapshot()))
-
-
-def _bring_forward(store: dict[str, Any]) -> list[dict[str, Any]]:
-    snapshot, steps = _json(store["base"]), []
-    for delta in store["deltas"]:
-        codec.apply_delta(snapshot, _json(delta))
-        steps.append(_json(snapshot))
-    return steps
 
 
 def _quiet(level: int, text: str) -> None:
