@@ -48,6 +48,8 @@ WAKE_BODY = "wake"
 MAX_DELAY = 900  # SQS DelaySeconds limit
 SHORT_WAIT = 2.0  # seconds an invocation waits for a timer itself
 STALE_RETRY = 1  # seconds before a stale invocation's batch is handed out again
+ATTEMPTS = 3  # tries of a batch in one invocation before it goes back to its queue
+RETRY_PAUSE = 0.1  # seconds before the second try after a failure (doubling after)
 RESERVE = 3.0  # seconds kept free before the invocation's deadline
 MAX_REASON = 2000
 
@@ -112,6 +114,7 @@ class AwsHost:
         time_budget: float = 2.0,
         short_wait: float = SHORT_WAIT,
         stale_retry: int = STALE_RETRY,
+        attempts: int = ATTEMPTS,
         clock: Callable[[], float] = time.time,
         worker_factory: WorkerFactory = default_worker,
         parser: Parser | None = None,
@@ -121,6 +124,7 @@ class AwsHost:
         self.time_budget = time_budget
         self.short_wait = short_wait
         self.stale_retry = stale_retry
+        self.attempts = attempts
         self.clock = clock
         # a pool per seam (one seam's task never waits on another's), shut down by close()
         self._pools = [ThreadPoolExecutor(16, thread_name_prefix=f"aws-{name}")
@@ -233,27 +237,66 @@ class AwsHost:
         inbound = [item for _, item in items if item is not None]
         ids = list(dict.fromkeys(m for m, _ in items))  # a bundle's id is there once per payload
         with entry.lock:
-            try:
-                outcome = entry.worker.handle(inbound)
-            except StaleSnapshotError as error:
-                log.info("partition %d: %s; the batch comes back", index, error)
+            outcome, stale = self._tries(index, entry, inbound, context)
+            if outcome is None:
                 self.forget(index)
-                return ids, True
-            except Exception:
-                log.exception("partition %d: the invocation failed; the batch comes back", index)
-                self.forget(index)
-                return ids, False
+                return ids, stale
             acknowledged = set(outcome.acknowledged)
             try:
                 self._follow_up(index, entry, outcome, context)
-            except StaleSnapshotError as error:  # the batch itself is committed
-                log.info("partition %d: %s", index, error)
+            except Exception as error:  # the batch itself is committed
+                if isinstance(error, StaleSnapshotError):
+                    log.info("partition %d: %s", index, error)
+                else:
+                    log.exception("partition %d: running due work failed", index)
                 self.forget(index)
-            except Exception:
-                log.exception("partition %d: running due work failed", index)
-                self.forget(index)
+                # what that work committed may be undelivered, and no message may come to
+                # this partition to have it delivered: a wake-up will
+                self._ring_quietly(index, self.stale_retry)
         failed = {m for m, item in items if item is not None and item.ref not in acknowledged}
         return [m for m in ids if m in failed], False
+
+    def _tries(
+        self, index: int, entry: _Partition, inbound: list[Inbound], context: LambdaContext | None
+    ) -> tuple[Outcome | None, bool]:
+        """Hand the batch to the worker, again after a failure or a lost fence while time
+        allows (the worker reloads from the store each time); the outcome (None if every
+        try failed), and whether the last try lost the fence.
+
+        A batch given back to SQS counts a receive of each of its records, and a record
+        received ``maxReceiveCount`` times goes to the dead-letter queue: for a message
+        between partitions that is a gap its receiver waits at for good. Fences are lost
+        by design (two invocations of a partition may run at once) and storage requests
+        fail now and then, so the invocation tries again itself before it gives up."""
+        deadline = time.monotonic() + self._remaining(context)
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return entry.worker.handle(inbound), False
+            except StaleSnapshotError as error:
+                failure: Exception = error
+                pause = 0.0  # the newer commit is there to load at once
+            except Exception as error:
+                failure = error
+                pause = RETRY_PAUSE * 2 ** (attempt - 1)
+            stale = isinstance(failure, StaleSnapshotError)
+            if attempt < self.attempts and time.monotonic() + pause < deadline:
+                log.warning("partition %d: try %d of %d failed (%s: %s); trying again", index,
+                            attempt, self.attempts, type(failure).__name__, failure)
+                time.sleep(pause)
+            elif stale:
+                log.info("partition %d: %s; the batch comes back", index, failure)
+                return None, True
+            else:
+                log.error("partition %d: the invocation failed; the batch comes back", index,
+                          exc_info=failure)
+                return None, False
+        raise AssertionError("unreachable")
+
+    def _ring_quietly(self, index: int, delay: int) -> None:
+        try:
+            self.ring([index], delay)
+        except Exception:
+            log.warning("partition %d: could not leave a wake-up message", index, exc_info=True)
 
     def _remaining(self, context: LambdaContext | None) -> float:
         if context is None:

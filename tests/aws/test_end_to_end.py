@@ -4,6 +4,7 @@ partition queues and read statuses from S3."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -188,6 +189,57 @@ def test_bank_under_crashes_and_competing_pollers(deploy: Deploy) -> None:
     crashes = Crashes(d.host, every=6)
     run_bank(d, transfers=20, seed=2)
     assert sum(crashes.crashed.values()) > 0
+
+
+def _receives_before_dead_letter(aws: AwsConfig, count: int) -> None:
+    for p in range(aws.partitions):
+        url = aws.queue_url(aws.partition_queue(p))
+        attributes = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
+        policy = json.loads(attributes["Attributes"]["RedrivePolicy"])
+        policy["maxReceiveCount"] = str(count)
+        aws.sqs.set_queue_attributes(QueueUrl=url,
+                                     Attributes={"RedrivePolicy": json.dumps(policy)})
+
+
+def _dead_lettered(aws: AwsConfig) -> int:
+    total = 0
+    for p in range(aws.partitions):
+        url = aws.queue_url(aws.partition_dlq(p))
+        attributes = aws.sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+        total += int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+    return total
+
+
+def test_a_failed_try_costs_no_receive(deploy: Deploy, aws: AwsConfig) -> None:
+    """A record SQS hands out ``maxReceiveCount`` times goes to the dead-letter queue, and
+    a message between partitions lost that way is a gap its receiver waits at for good. So
+    an invocation whose commit fails tries again itself: here every partition's first try
+    of each commit fails, and SQS would dead-letter a record on its second receive."""
+    _receives_before_dead_letter(aws, 1)
+    d = deploy(counter_app, retry_delay=0)
+    lock = threading.Lock()
+    calls: dict[int, int] = {}
+    store = d.host.store
+
+    def first_try_fails(real: Callable[..., str]) -> Callable[..., str]:
+        def write(partition: int, data: bytes, expected: str | None) -> str:
+            with lock:
+                calls[partition] = calls.get(partition, 0) + 1
+                fail = calls[partition] % 2 == 1
+            if fail:
+                raise RuntimeError("the first try fails")
+            return real(partition, data, expected)
+        return write
+
+    store.append = first_try_fails(store.append)  # type: ignore[method-assign]
+    store.compact = first_try_fails(store.compact)  # type: ignore[method-assign]
+    ids = [d.client.start(IncrementMany(counter=k, times=4), instance_id=f"many-{k}")
+           for k in range(4)]
+    assert [d.wait(i) for i in ids] == [[1, 2, 3, 4]] * 4
+    assert [d.perform(Count(counter=k)) for k in range(4)] == [4] * 4
+    assert sum(calls.values()) >= 16  # the failures really happened
+    assert _dead_lettered(aws) == 0
 
 
 def test_two_processes_share_the_partitions(deploy: Deploy, aws: AwsConfig) -> None:

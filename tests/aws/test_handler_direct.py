@@ -8,6 +8,8 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from hosts.aws.config import AwsConfig
 from hosts.aws.handler import KIND_ATTRIBUTE, AwsHost
 from hosts.aws.local import FakeContext, lambda_record
@@ -132,8 +134,9 @@ def _ids_on(host: AwsHost, partition: int, count: int) -> list[str]:
 
 def test_a_stale_invocation_loses_and_its_batch_comes_back(aws: AwsConfig) -> None:
     """Two containers hold partition 2 warm at the same version; the second to commit
-    loses the fence, acknowledges nothing and sends nothing; its batch comes back."""
-    a, b = AwsHost(app, aws), AwsHost(app, aws)
+    loses the fence and, told to try only once, acknowledges nothing and sends nothing;
+    its batch comes back."""
+    a, b = AwsHost(app, aws), AwsHost(app, aws, attempts=1)
     driver = Driver(aws)
     wake = sqs_event(sqs_record(aws, aws.partition_queue(2), "wake", {KIND_ATTRIBUTE: "wake"}))
     assert a.on_partition_batch(wake) == {"batchItemFailures": []}  # first start: commit 1
@@ -162,17 +165,41 @@ def test_a_stale_invocation_loses_and_its_batch_comes_back(aws: AwsConfig) -> No
     assert [_count(driver, a, k) for k in (1, 2)] == [1, 1]
 
 
-def test_concurrent_invocations_of_one_partition(aws: AwsConfig) -> None:
+def test_a_stale_invocation_loads_the_newer_commit_and_goes_through(aws: AwsConfig) -> None:
+    """The same race with the default tries: the loser loads the winner's commit and
+    commits on top of it in the same invocation, so its batch costs SQS no second receive."""
+    a, b = AwsHost(app, aws), AwsHost(app, aws)
+    driver = Driver(aws)
+    wake = sqs_event(sqs_record(aws, aws.partition_queue(2), "wake", {KIND_ATTRIBUTE: "wake"}))
+    a.on_partition_batch(wake)
+    b.on_partition_batch(wake)  # both hold commit 1
+    first, second = _ids_on(a, 2, 2)
+    client = a.client()
+    client.start(IncrementMany(counter=1, times=1), instance_id=first)
+    m1 = driver.receive(2)
+    assert driver.invoke(a, 2, m1) == set()  # commit 2
+    driver.delete(2, m1, set())
+    client.start(IncrementMany(counter=2, times=1), instance_id=second)
+    m2 = driver.receive(2)
+    assert driver.invoke(b, 2, m2) == set()  # lost the fence at commit 1, then went through
+    driver.delete(2, m2, set())
+    driver.run(a)
+    assert client.wait(first, timeout=5) == [1] and client.wait(second, timeout=5) == [1]
+    assert [_count(driver, a, k) for k in (1, 2)] == [1, 1]
+
+
+def test_concurrent_invocations_of_one_partition(
+    aws: AwsConfig, caplog: pytest.LogCaptureFixture
+) -> None:
     """The same batch handed to two containers at once (its visibility ran out while
-    the first was slow): whoever commits second loses or finds only duplicates."""
+    the first was slow): whoever commits second loses the fence, loads the winner's
+    commit and finds only duplicates."""
     hosts = [AwsHost(app, aws), AwsHost(app, aws)]
     driver = Driver(aws)
     for host in hosts:
         _ring_all(host)
     client = hosts[0].client()
     ids = [client.start(IncrementMany(counter=k, times=3)) for k in range(4)]
-    lost = 0  # invocations that reported their whole batch failed (stale)
-
     def run(n: int, p: int, messages: list[dict[str, Any]], barrier: threading.Barrier,
             results: list[set[str]]) -> None:
         barrier.wait()
@@ -191,11 +218,11 @@ def test_concurrent_invocations_of_one_partition(aws: AwsConfig) -> None:
                 t.start()
             for t in threads:
                 t.join()
-            lost += sum(1 for r in results if r)
             driver.delete(p, messages, results[0] & results[1])
         if all(client.status(i) and client.status(i).done for i in ids):  # type: ignore[union-attr]
             break
-    assert lost > 0  # the race really happened (both invocations start at a barrier)
+    # the race really happened (both invocations start at a barrier)
+    assert any("StaleSnapshotError" in r.getMessage() for r in caplog.records)
     assert [client.wait(i, timeout=5) for i in ids] == [[1, 2, 3]] * 4
     assert [_count(driver, hosts[0], k) for k in range(4)] == [3] * 4
 

@@ -143,3 +143,31 @@ def test_a_later_timer_leaves_one_delayed_wake_up(aws: AwsConfig) -> None:
     attributes = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
     assert len(worker.batches) == 2
+
+
+@dataclass
+class FailingFollowUp:
+    """Commits the batch and reports more work; the follow-up try raises."""
+
+    calls: int = 0
+
+    def handle(self, batch: Sequence[Inbound]) -> Result:
+        self.calls += 1
+        if self.calls > 1:
+            raise ValueError("the follow-up failed")
+        return Result([b.ref for b in batch], None, more=True)
+
+
+def test_a_failed_follow_up_leaves_a_wake_up(aws: AwsConfig) -> None:
+    """What the follow-up committed may be undelivered, and the batch is acknowledged:
+    without a wake-up nothing would bring the partition back to deliver it."""
+    worker = FailingFollowUp()
+    host = AwsHost(app, aws, worker_factory=lambda host, index: worker, stale_retry=0)
+    record = sqs_record(aws, aws.partition_queue(1), "x", message_id="a")
+    response = host.on_partition_batch(sqs_event(record), FakeContext(timeout=60))
+    assert _failures(response) == []
+    assert worker.calls == 2
+    url = aws.queue_url(aws.partition_queue(1))
+    messages = aws.sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"],
+                                       WaitTimeSeconds=2).get("Messages", [])
+    assert [m["MessageAttributes"][KIND_ATTRIBUTE]["StringValue"] for m in messages] == ["wake"]
