@@ -124,6 +124,8 @@ class AwsHost:
         self.time_budget = time_budget
         self.short_wait = short_wait
         self.stale_retry = stale_retry
+        if attempts < 1:
+            raise ValueError(f"attempts must be at least 1 (tries of a batch), got {attempts}")
         self.attempts = attempts
         self.clock = clock
         # a pool per seam (one seam's task never waits on another's), shut down by close()

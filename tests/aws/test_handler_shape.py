@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
+import pytest
+
 from hosts.aws.claims import BUNDLE_ATTRIBUTE, put_claim
 from hosts.aws.config import AwsConfig
 from hosts.aws.handler import KIND_ATTRIBUTE, AwsHost
@@ -171,3 +173,8 @@ def test_a_failed_follow_up_leaves_a_wake_up(aws: AwsConfig) -> None:
     messages = aws.sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"],
                                        WaitTimeSeconds=2).get("Messages", [])
     assert [m["MessageAttributes"][KIND_ATTRIBUTE]["StringValue"] for m in messages] == ["wake"]
+
+
+def test_a_batch_needs_at_least_one_try(aws: AwsConfig) -> None:
+    with pytest.raises(ValueError, match="attempts must be at least 1"):
+        AwsHost(app, aws, attempts=0)
