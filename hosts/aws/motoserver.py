@@ -47,7 +47,7 @@ def quicken_moto() -> bool:
     - The dispatcher finds a request's service by listing moto's package directory (a
       ``stat`` per entry) under a lock every application thread takes; the listing never
       changes while the server runs, so it is read once.
-    Profiled under the bench (py-spy on the server), the two took about half of moto's
+    Profiled under the bench (py-spy on the server), the first two took about half of moto's
     CPU, growing with the number of messages in the queues."""
     from moto import backends as moto_backends
     from moto.core import utils
