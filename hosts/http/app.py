@@ -174,6 +174,8 @@ def health_json(health: PartitionHealth, backlog: int | None = None) -> dict[str
         "snapshot_bytes": health.snapshot_bytes,
         "dead_letters": health.dead_letters,
         "live_runs": health.live_runs,
+        "held": health.held,
+        "held_since": iso(health.held_since),
     }
     if backlog is None:
         backlog = getattr(health, "backlog", None)

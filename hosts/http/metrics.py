@@ -56,6 +56,10 @@ class StoreCollector(Collector):
                              "Inputs the partition could not process"),
             "live_runs": ("reactive_partition_live_runs",
                           "Orchestrations and state initializers in the partition's memory"),
+            "held": ("reactive_partition_held_messages",
+                     "Messages held until an earlier one from the same sender arrives"),
+            "held_since": ("reactive_partition_held_since_timestamp_seconds",
+                           "When the oldest held message arrived"),
             "backlog": ("reactive_partition_backlog", "Inputs waiting to be processed"),
         }
         families = {

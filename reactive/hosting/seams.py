@@ -132,6 +132,11 @@ class PartitionHealth:
     snapshot_bytes: int = 0
     dead_letters: int = 0
     live_runs: int = 0  # orchestrations and initializers in memory
+    # messages held until an earlier one from the same sender arrives, and when the oldest
+    # of them arrived: a held message that stays is a gap in a sender's stream (its
+    # predecessor lost or parked, say in a dead-letter queue), which stalls that sender
+    held: int = 0
+    held_since: float | None = None
     # the commit's number in the partition's history (1, 2, ...; 0: not known). Fencing
     # makes it name one commit, and a commit published again keeps it, so stores may
     # order publishes by it rather than by clock (``reactive.hosting.statuslog`` does)

@@ -539,13 +539,15 @@ class LogStatusStore:
 
     def publish(self, records: Sequence[StatusRecord], health: PartitionHealth) -> None:
         """One segment for the commit; nothing at all when the commit changed no status
-        and nothing the schedule acts on (next due timer, dead letters, live instances)
-        changed for ``health_interval`` seconds."""
+        and nothing the schedule or an operator acts on (next due timer, dead letters,
+        live instances, held messages) changed for ``health_interval`` seconds."""
         if health.number <= 0:
             raise ValueError(f"partition {health.partition}: a publish needs the commit's "
                              f"number, got {health.number}")
         partition = health.partition
-        signature = (health.next_due, health.dead_letters, health.live_runs)
+        # whether messages are held, not how many: a gap appearing or closing is news, a
+        # reordering broker moving the count up and down is not worth a write each time
+        signature = (health.next_due, health.dead_letters, health.live_runs, health.held > 0)
         now = self.clock()
         with self._lock:
             written = self._health_written.get(partition)

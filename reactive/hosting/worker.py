@@ -516,7 +516,8 @@ class PartitionWorker:
             self.index, warm.version or "", now, warm.part.next_due(),
             warm.base_bytes + warm.delta_bytes,
             sum(1 for entry in host.output if entry[0] == "dead"),
-            len(warm.part.runs), number=host.commits,
+            len(warm.part.runs), number=host.commits, held=len(warm.held),
+            held_since=min((t for t, _ in warm.held.values()), default=None),
         )
         self.status.publish(records, health)
         if hook is not None:

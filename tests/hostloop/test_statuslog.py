@@ -297,6 +297,21 @@ def test_health_is_the_latest_and_unchanged_health_is_not_rewritten(
         (0, 3, 9.0), (2, 1, None)]
 
 
+def test_a_gap_opening_or_closing_is_published_at_once(objects: MemoryObjects) -> None:
+    """Held messages (a gap in a sender's stream) are news for an operator: the health
+    that shows them, and the one that shows them gone, are written without waiting for
+    ``health_interval``; a count that only moves is not."""
+    store = make(objects, health_interval=3600)
+    w = Writer(store, 0)
+    w.commit()
+    w.commit(held=2, held_since=5.0)
+    assert [(h.held, h.held_since) for h in store.health()] == [(2, 5.0)]
+    w.commit(held=3, held_since=5.0)  # still a gap: not rewritten
+    assert [(h.number, h.held) for h in store.health()] == [(2, 2)]
+    w.commit()
+    assert [(h.held, h.held_since) for h in store.health()] == [(0, None)]
+
+
 def test_repeated_reads_cost_two_lists_each(objects: MemoryObjects) -> None:
     """The instance's own records and the partition's log; cached objects are not read
     again."""

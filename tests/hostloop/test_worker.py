@@ -225,6 +225,34 @@ def test_messages_that_arrive_out_of_order_are_held_and_applied_in_order() -> No
     assert [s.count for s in states] == [4]  # type: ignore[attr-defined]
 
 
+def test_a_gap_in_a_senders_stream_shows_in_partition_health_until_it_fills() -> None:
+    """A message held for a predecessor that never comes (lost, or parked in a
+    dead-letter queue) stalls its sender: operators see it in the partition's health."""
+    worker, _logs, _, status, _, clock = single(counter_app, partitions=2)
+    schema = worker.schema
+    from reactive.core.messages import LocalOp
+
+    key = schema.affinities_by_name["CounterKey"].pkey(CounterKey(counter=2))
+
+    def op(seq: int) -> Inbound:
+        msg = LocalOp(0, f"op{seq}", Increment(counter=2), key)
+        out = envelope.from_partition("1", 1, seq, msg, schema)
+        return Inbound(out.data, clock(), seq)
+
+    worker.handle([op(1)])
+    assert [(h.held, h.held_since) for h in status.health()] == [(0, None)]
+    clock.now = 100.0
+    worker.handle([op(3)])
+    clock.now = 105.0
+    worker.handle([op(4)])
+    assert [(h.held, h.held_since) for h in status.health()] == [(2, 100.0)]
+    worker.handle([op(2)])  # the gap fills: everything held is applied
+    assert [(h.held, h.held_since) for h in status.health()] == [(0, None)]
+    part = worker.partition()
+    assert [s.count for (_, k), s in part.states.items()  # type: ignore[attr-defined]
+            if k == key] == [4]
+
+
 POISON: list[tuple[bytes, str]] = [
     (b"not json at all", "not JSON"),
     (b"no\ttab", "not JSON"),

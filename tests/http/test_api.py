@@ -4,11 +4,14 @@ every shape answered as one-line JSON errors."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from reactive.core.messages import Tick
+from reactive.hosting import envelope
 from reactive.hosting.seams import StatusRecord
 from tests.http.conftest import Env, api_over, driven
 from tests.http.opsapp import app as ops_app
@@ -211,6 +214,34 @@ def test_app_partitions_metrics_openapi(env: Env) -> None:
             'status="202"} 1.0') in text
     spec = env.http.get("/openapi.json").json()
     assert "/api/instances/{instance_id}/wait" in spec["paths"]
+
+
+def test_a_gap_in_a_senders_stream_shows_in_partitions_and_metrics(env: Env) -> None:
+    """A message from partition 1 numbered 5 while 1 to 4 never came: partition 0 holds
+    it, and the API, the metrics and the dashboard's data say so."""
+    folder = env.host.folder
+    assert folder is not None
+    env.http.post("/api/orchestrations/Greet?id=g0", json={"name": "m"})
+    assert env.http.get("/api/instances/g0/wait?timeout=60").status_code == 200
+    parts = env.http.get("/api/partitions").json()["partitions"]
+    assert all(p["held"] == 0 and p["held_since"] is None for p in parts)
+    before = time.time()
+    ahead = envelope.from_partition(env.host.epoch, 1, 5, Tick(dest=0), env.host.schema)
+    folder.append_raw(0, ahead.data)
+
+    def partition_0() -> dict[str, Any]:
+        parts = env.http.get("/api/partitions").json()["partitions"]
+        return next(p for p in parts if p["partition"] == 0)
+
+    deadline = time.monotonic() + 30
+    while partition_0()["held"] != 1:
+        assert time.monotonic() < deadline, partition_0()
+        time.sleep(0.05)
+    since = datetime.fromisoformat(partition_0()["held_since"].replace("Z", "+00:00"))
+    assert since.timestamp() >= before - 0.001
+    text = env.http.get("/metrics").text
+    assert 'reactive_partition_held_messages{partition="0"} 1.0' in text
+    assert 'reactive_partition_held_since_timestamp_seconds{partition="0"}' in text
 
 
 def test_history_and_waits_come_from_the_callables(tmp_path: Path) -> None:

@@ -314,8 +314,11 @@ async function refreshPartitions() {
     el("td", {}, p.backlog == null ? "" : String(p.backlog)),
     el("td", {}, String(p.live_runs)),
     el("td", {}, bytes(p.snapshot_bytes)),
-    el("td", { className: p.dead_letters ? "failed" : "" }, String(p.dead_letters)))));
-  if (!data.partitions.length) body.append(el("tr", {}, el("td", { colspan: "8", className: "muted" }, "no commits yet")));
+    el("td", { className: p.dead_letters ? "failed" : "" }, String(p.dead_letters)),
+    // messages waiting for an earlier one from the same sender: a gap in its stream
+    el("td", { className: p.held ? "failed" : "", title: p.held_since ? `oldest since ${when(p.held_since)}` : "" },
+      String(p.held ?? 0)))));
+  if (!data.partitions.length) body.append(el("tr", {}, el("td", { colspan: "9", className: "muted" }, "no commits yet")));
 }
 
 // -- refreshing ----------------------------------------------------------------------
