@@ -266,6 +266,10 @@ def _add_ops_commands(commands: Any, listing: argparse.ArgumentParser) -> None:
                 help="forget a finished instance")
     purge.add_argument("instance_id", metavar="ID")
 
+    add("partitions", f"{instances}:cmd_partitions", parents=[where],
+        help="each partition's health: last commit, timers, backlog, dead letters, held "
+        "messages")
+
     _extend_list(listing, where)
 
 

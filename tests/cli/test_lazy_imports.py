@@ -56,7 +56,7 @@ def test_python_dash_m_reactive_help_lists_every_command() -> None:
     proc = reactive("--help")
     assert proc.returncode == 0, proc.stderr
     for command in ("run", "start", "bench", "list", "serve", "status", "history",
-                    "raise-event", "terminate", "purge"):
+                    "raise-event", "terminate", "purge", "partitions"):
         assert f"    {command}" in proc.stdout
 
 

@@ -13,7 +13,9 @@ import pytest
 from hosts.cli import main
 from hosts.http.live import local_inspector
 from hosts.local import LocalHost
+from reactive.core.messages import Tick
 from reactive.errors import TerminatedError
+from reactive.hosting import envelope
 from tests.http.conftest import ThreadServer, api_over, driven
 from tests.http.opsapp import Approval
 from tests.http.opsapp import app as ops_app
@@ -154,3 +156,58 @@ def test_folder_commands_while_a_host_drives_it(
     assert code == 2 and "no such folder" in err
     code, out, err = run(capsys, "status", "f-1", "--state", state, "--app", "samples.hello.app")
     assert code == 2 and "holds application 'ops'" in err and err.count("\n") == 1
+
+
+def test_partitions_show_health_and_warn_of_a_gap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``reactive partitions`` on a folder: a row per partition that committed; a message
+    held for a predecessor that never came is pointed out on stderr."""
+    state = str(tmp_path)
+    with driven(ops_app, tmp_path) as host:
+        client = host.client()
+        client.start(Approval(request="trip"), "p-1")
+        until_running(host, "p-1")
+        code, out, err = run(capsys, "partitions", "--state", state)
+        assert code == 0 and err == "", err
+        header, *rows = out.splitlines()
+        assert header.split()[:2] == ["partition", "committed"] and header.endswith("held")
+        owner = host.status.get("p-1")
+        assert owner is not None
+        row = next(r.split() for r in rows if r.split()[0] == str(owner.partition))
+        assert row[-1] == "0"  # held
+        assert row[-6] == "0"  # backlog (the snapshot column is two words)
+        folder = host.folder
+        assert folder is not None
+        ahead = envelope.from_partition(host.epoch, 1, 7, Tick(dest=0), host.schema)
+        folder.append_raw(0, ahead.data)
+        for _ in range(600):
+            code, out, err = run(capsys, "partitions", "--state", state, "--json")
+            held = {p["partition"]: p["held"] for p in json.loads(out)["partitions"]}
+            if held.get(0) == 1:
+                break
+            time.sleep(0.05)
+        assert held.get(0) == 1, out
+        code, out, err = run(capsys, "partitions", "--state", state)
+        assert code == 0
+        assert err.startswith("partition 0 holds 1 message(s) since ") and err.count("\n") == 1
+    code, out, err = run(capsys, "partitions", "--state", str(tmp_path / "missing"))
+    assert code == 2 and "no such folder" in err and err.count("\n") == 1
+
+
+def test_partitions_of_a_server(
+    server: tuple[str, LocalHost], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, host = server
+    monkeypatch.setenv("REACTIVE_API_KEY", KEY)
+    host.client().start(Approval(request="desk"), "srv-p")
+    until_running(host, "srv-p")
+    code, out, err = run(capsys, "partitions", "--url", url, "--json")
+    assert code == 0, err
+    parts = json.loads(out)["partitions"]
+    assert parts and all({"backlog", "held", "held_since"} <= set(p) for p in parts)
+    code, out, err = run(capsys, "partitions", "--url", url)
+    assert code == 0 and out.splitlines()[0].split()[:2] == ["partition", "committed"]
+    code, out, err = run(capsys, "partitions", "--url", url, "--api-key", "wrong")
+    assert code == 2 and "API key" in err and err.count("\n") == 1
