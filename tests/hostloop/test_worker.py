@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -205,12 +205,13 @@ def test_a_stale_invocation_sends_nothing() -> None:
     assert len(sender.sent) == sent
 
 
-def test_messages_that_arrive_out_of_order_are_held_and_applied_in_order() -> None:
-    """Standard queues and retried batches reorder; a sender's order is kept anyway."""
-    worker, _logs, _, _status, _, clock = single(counter_app, partitions=2)
-    schema = worker.schema
+def counter_ops_from_partition_1(
+    worker: PartitionWorker, clock: Clock
+) -> tuple[Any, Callable[[int], Inbound]]:
+    """Counter 2's key, and its ``seq``-th increment as partition 1 sends it to 0."""
     from reactive.core.messages import LocalOp
 
+    schema = worker.schema
     key = schema.affinities_by_name["CounterKey"].pkey(CounterKey(counter=2))
 
     def op(seq: int) -> Inbound:
@@ -218,6 +219,13 @@ def test_messages_that_arrive_out_of_order_are_held_and_applied_in_order() -> No
         out = envelope.from_partition("1", 1, seq, msg, schema)
         return Inbound(out.data, clock(), seq)
 
+    return key, op
+
+
+def test_messages_that_arrive_out_of_order_are_held_and_applied_in_order() -> None:
+    """Standard queues and retried batches reorder; a sender's order is kept anyway."""
+    worker, _logs, _, _status, _, clock = single(counter_app, partitions=2)
+    key, op = counter_ops_from_partition_1(worker, clock)
     for seq in (3, 1, 3, 2, 1, 4):
         worker.handle([op(seq)])
     part = worker.partition()
@@ -229,16 +237,7 @@ def test_a_gap_in_a_senders_stream_shows_in_partition_health_until_it_fills() ->
     """A message held for a predecessor that never comes (lost, or parked in a
     dead-letter queue) stalls its sender: operators see it in the partition's health."""
     worker, _logs, _, status, _, clock = single(counter_app, partitions=2)
-    schema = worker.schema
-    from reactive.core.messages import LocalOp
-
-    key = schema.affinities_by_name["CounterKey"].pkey(CounterKey(counter=2))
-
-    def op(seq: int) -> Inbound:
-        msg = LocalOp(0, f"op{seq}", Increment(counter=2), key)
-        out = envelope.from_partition("1", 1, seq, msg, schema)
-        return Inbound(out.data, clock(), seq)
-
+    key, op = counter_ops_from_partition_1(worker, clock)
     worker.handle([op(1)])
     assert [(h.held, h.held_since) for h in status.health()] == [(0, None)]
     clock.now = 100.0
