@@ -21,6 +21,7 @@ import pydantic
 from hosts.bench import workloads as w
 from hosts.bench.brokers import BrokerHost
 from hosts.bench.progress import Meter
+from hosts.cli.wording import columns
 from hosts.emulator.host import Emulator
 from hosts.local import LocalHost
 from reactive import Client
@@ -361,10 +362,7 @@ def format_table(results: list[Result]) -> str:
             "" if r.p99_ms is None else f"{r.p99_ms:.2f}",
             "" if r.cpu_ms_per_item is None else f"{r.cpu_ms_per_item:.3f}", str(r.errors),
         ))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-             for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines = columns(rows, rule=True)
     for r in results:
         if r.detail:
             lines.append(f"{r.workload} ({r.host}): {json.dumps(r.detail)}")

@@ -28,7 +28,7 @@ import httpx
 from hosts.cli.apps import compile_app, load_app, read_json_option
 from hosts.cli.errors import USAGE_ERROR, CliError
 from hosts.cli.parser import API_KEY_ENV
-from hosts.cli.wording import one_line, shorten
+from hosts.cli.wording import columns, one_line, shorten
 from hosts.http import create_app
 from hosts.local import FolderError, FolderState
 from reactive import App
@@ -392,10 +392,8 @@ def cmd_partitions(args: argparse.Namespace) -> int:
             f"{p.get('snapshot_bytes', 0)} B", str(p.get("dead_letters", 0)),
             str(p.get("held", 0)),
         ))
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        print("  ".join(cells).rstrip())
+    for line in columns(table):
+        print(line.rstrip())
     for p in rows:
         if p.get("held"):
             # a reordering broker holds a message for a moment; one that stays is a gap

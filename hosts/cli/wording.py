@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 def one_line(text: str) -> str:
     return " ".join(str(text).split())
@@ -17,3 +19,14 @@ def count(n: int, singular: str, plural: str | None = None) -> str:
 
 def shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def columns(rows: Sequence[Sequence[str]], rule: bool = False) -> list[str]:
+    """The rows as lines of left-aligned columns, two spaces apart (the first row is the
+    header: every row has its length); ``rule`` underlines the header with dashes."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+             for row in rows]
+    if rule:
+        lines.insert(1, "  ".join("-" * width for width in widths))
+    return lines
