@@ -223,7 +223,7 @@ def _backend(args: argparse.Namespace) -> Iterator[Backend]:
     elif args.state:
         backend = _open_folder(args)
     else:
-        raise CliError(f"{args.command}: say where the instances are: --url URL or --state DIR")
+        raise CliError(f"{args.command}: give --url URL (a server) or --state DIR (a state folder)")
     try:
         yield backend
     finally:

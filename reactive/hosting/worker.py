@@ -219,6 +219,21 @@ class PartitionWorker:
         """When the partition's earliest timer is due, as of this worker's last load."""
         return self._warm.part.next_due() if self._warm is not None else None
 
+    def quiet(self, now: float) -> bool:
+        """Whether an invocation with no input would do nothing at ``now``: the partition
+        is warm and started, its last commit delivered, no effect or activity waiting and
+        no timer due. A driver skips such a partition when its log is empty too."""
+        warm = self._warm
+        if warm is None or not warm.delivered or warm.tasks:
+            return False
+        if warm.version is None and not warm.part.started:
+            return False  # its first invocation starts it (the startup instances)
+        pending = warm.pending
+        if pending.sends or pending.errors or pending.logs or pending.activities:
+            return False
+        due = warm.part.next_due()
+        return due is None or due > now
+
     def partition(self) -> Partition:
         """The partition as this worker holds it (loaded from the store if not warm)."""
         return self._load().part

@@ -268,3 +268,30 @@ def test_a_commit_delivered_in_its_own_transaction_stores_no_outbox(tmp_path: Pa
         assert [r.result if r else None for r in results] == [[1, 2], [1, 2]]
     finally:
         host.close()
+
+
+def test_a_sweep_of_an_idle_host_invokes_no_partition(tmp_path: Path) -> None:
+    """An idle driver (``reactive serve`` between requests) skips partitions with no input,
+    nothing to deliver and no timer due, instead of invoking each one empty; the next
+    input is still processed, and a held commit still ends when the input runs out."""
+    host = LocalHost(app, partitions=4, state_dir=tmp_path / "state")
+    try:
+        assert host.folder is not None
+        host.folder.commit_interval = 3600.0
+        client = host.client()
+        first = client.start(IncrementMany(counter=1, times=3))
+        host.run()
+        invocations, commits = host.invocations, host.folder.durable_commits
+        host.run()
+        host.run()
+        assert (host.invocations, host.folder.durable_commits) == (invocations, commits)
+        second = client.start(IncrementMany(counter=1, times=2))
+        host.run()
+        assert host.invocations > invocations
+        # read through the reader connection: only what is durable
+        results = [client.status(iid) for iid in (first, second)]
+        assert [(s.status, s.result) for s in results if s is not None] == [
+            ("completed", [1, 2, 3]), ("completed", [4, 5]),
+        ]
+    finally:
+        host.close()

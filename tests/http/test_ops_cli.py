@@ -121,6 +121,15 @@ def test_misuse_is_one_line_and_status_2(
     assert err.count("\n") == 1 and message in err, err
 
 
+@pytest.mark.parametrize("command", [["partitions"], ["history", "x"], ["status", "x"]])
+def test_a_command_given_neither_a_server_nor_a_folder_says_what_to_give(
+    capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    code, _out, err = run(capsys, *command)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{command[0]}: give --url URL (a server) or --state DIR (a state folder)" in err
+
+
 def test_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
     code, _out, err = run(capsys, "status", "x", "--url", "http://127.0.0.1:9")
     assert code == 2 and err.startswith("reactive: error: cannot reach") and err.count("\n") == 1
