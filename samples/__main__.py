@@ -59,11 +59,19 @@ def run_bank() -> list[str]:
         again = "succeeded (it should not have)"
     except bank.SignUpError as exc:
         again = f"SignUpError: {exc}"
+    approval = client.start(bank.ApprovedTransfer(src=alice, dst=bob, amount=20))
+    while em.step():  # runs until it waits for the decision (its timer left pending)
+        pass
+    waiting = client.status(approval)
+    client.raise_event(approval, "decision", "approved")
+    approved = client.wait(approval)
     balances = {a: client.perform(bank.Balance(account=a)) for a in (alice, bob)}
     return [
         *(f"signed up {user} with accounts {', '.join(a)}" for user, a in users.items()),
         f"deposit 100 to {alice}; transfer 30 to {bob} -> {moved[0]}; "
         f"transfer 50 back -> {moved[1]}",
+        f"an approved transfer of 20: "
+        f"{waiting.custom_status if waiting else None!r}, then approved -> {approved!r}",
         f"balances: {balances}",
         f"signing up alice again -> {again}",
     ]

@@ -30,5 +30,7 @@ def test_python_m_samples() -> None:
     assert "'Hello World was called' was logged 100 times" in out
     assert "5 parallel increments in an orchestration -> [4, 5, 6, 7, 8]" in out
     assert "signing up alice again -> SignUpError" in out
+    assert "an approved transfer of 20: 'waiting for a decision', then approved -> " \
+        "'transferred'" in out
     assert "counted 100 pings" in out and "counted 100 pongs" in out
     assert "copied 8 blobs from container/ to backup/: 18000 bytes" in out

@@ -1,6 +1,7 @@
 """A bank. Users and accounts are keyed states on different keys; ``SignUp`` creates a user
 and two accounts atomically with one event, and ``Transfer`` moves money between accounts
-while holding both locks, so concurrent transfers never lose money or overdraw."""
+while holding both locks, so concurrent transfers never lose money or overdraw;
+``ApprovedTransfer`` waits for someone's decision (an external event) before it moves any."""
 
 from __future__ import annotations
 
@@ -154,6 +155,30 @@ class Transfer(Orchestration[bool], lock=True):
         await ctx.perform(Withdraw(account=self.src, amount=self.amount))
         await ctx.perform(Deposit(account=self.dst, amount=self.amount))
         return True
+
+
+@app.register
+class ApprovedTransfer(Orchestration[str]):
+    """A transfer that waits for a decision, the event ``decision``: ``"approved"`` runs it
+    as a :class:`Transfer`, any other value rejects it, and no decision within ``timeout``
+    seconds lets it expire. Returns what happened."""
+
+    src: str
+    dst: str
+    amount: int
+    timeout: float = 24 * 3600
+
+    async def execute(self, ctx: OrchestrationContext) -> str:
+        ctx.set_custom_status("waiting for a decision")
+        decision = ctx.wait_for_event("decision")
+        deadline = ctx.sleep(self.timeout)
+        if await ctx.any(decision, deadline) is deadline:
+            return "expired"
+        if decision.result() != "approved":
+            return f"rejected: {decision.result()}"
+        ctx.set_custom_status("approved")
+        moved = await ctx.perform(Transfer(src=self.src, dst=self.dst, amount=self.amount))
+        return "transferred" if moved else "approved, but the source has too little"
 
 
 @app.register

@@ -9,6 +9,7 @@ from hosts.emulator import Emulator, EmulatorClient, Faults
 from reactive import StateNotFoundError
 from samples import startup_result
 from samples.bank.app import (
+    ApprovedTransfer,
     Balance,
     BalanceInquiry,
     Deposit,
@@ -160,3 +161,39 @@ def test_faults_do_not_change_the_outcome(seed: int, fault_seed: int) -> None:
         roundtrip=True, restore_probability=0.3, duplicate_probability=0.2, seed=fault_seed
     )
     assert run_random_transfers(seed, faults) == expected
+
+
+def started_approval(em: Emulator, amount: int) -> tuple[EmulatorClient, str]:
+    """ann-1 holds 50; an ApprovedTransfer of ``amount`` to ann-2 waits for its decision."""
+    client = em.client()
+    sign_up(client, "ann", "ann-1", "ann-2")
+    client.perform(Deposit(account="ann-1", amount=50))
+    iid = client.start(ApprovedTransfer(src="ann-1", dst="ann-2", amount=amount),
+                       instance_id="approval-1")
+    while em.step():  # everything but the timer, which only run() fires
+        pass
+    status = client.status(iid)
+    assert status is not None
+    assert (status.status, status.custom_status) == ("running", "waiting for a decision")
+    return client, iid
+
+
+@pytest.mark.parametrize(
+    ("amount", "decision", "outcome", "balances"),
+    [
+        (20, "approved", "transferred", [30, 20]),
+        (80, "approved", "approved, but the source has too little", [50, 0]),
+        (20, "not today", "rejected: not today", [50, 0]),
+        (20, None, "expired", [50, 0]),  # nobody decides: the day-long timer fires
+    ],
+)
+def test_an_approved_transfer_waits_for_its_decision(
+    amount: int, decision: str | None, outcome: str, balances: list[int]
+) -> None:
+    em = Emulator(app, partitions=4)
+    client, iid = started_approval(em, amount)
+    assert [client.perform(Balance(account=a)) for a in ("ann-1", "ann-2")] == [50, 0]
+    if decision is not None:
+        client.raise_event(iid, "decision", decision)
+    assert client.wait(iid) == outcome
+    assert [client.perform(Balance(account=a)) for a in ("ann-1", "ann-2")] == balances
