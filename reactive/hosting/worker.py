@@ -141,6 +141,12 @@ class _Warm:
     dirty_held: set[str] = field(default_factory=set)
 
 
+def _carries_output(effects: Effects) -> bool:
+    """Whether ``effects`` hold something a commit must save (their activities are not
+    kept in them: ``_absorb`` moves those to the partition's tasks)."""
+    return bool(effects.sends or effects.errors or effects.logs)
+
+
 def _encode(body: dict[str, Any]) -> bytes:
     # pydantic's JSON codec: several times faster than the json module (every commit)
     text = pydantic_core.to_json(body)
@@ -228,8 +234,7 @@ class PartitionWorker:
             return False
         if warm.version is None and not warm.part.started:
             return False  # its first invocation starts it (the startup instances)
-        pending = warm.pending
-        if pending.sends or pending.errors or pending.logs or pending.activities:
+        if _carries_output(warm.pending):
             return False
         due = warm.part.next_due()
         return due is None or due > now
@@ -249,7 +254,7 @@ class PartitionWorker:
         outcome = Outcome(self.index, [record.ref for record in batch])
         effects, warm.pending = warm.pending, Effects()
         dead: list[tuple[bytes, str]] = []
-        changed = bool(effects.sends or effects.errors or effects.logs)
+        changed = _carries_output(effects)
         part = warm.part
         if warm.version is None and not part.started:
             self._absorb(part.first_start(self.clock()), effects, warm)
